@@ -1,0 +1,46 @@
+"""The `vtap` command. Sub-commands live next to the code they drive; this module wires them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from vtap.errors import VtapError
+
+app = typer.Typer(
+    help="vtap: virtual TAP for data-center networks on Open vSwitch.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from vtap.controller.cli import register as register_controller
+    from vtap.lab.cli import register as register_lab
+
+    register_controller(app)
+    register_lab(app)
+
+
+def main() -> None:
+    """Entry point: operator errors become one line on stderr and exit code 1."""
+    _register()
+    try:
+        app(standalone_mode=False)
+    except VtapError as exc:
+        print(f"vtap: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("vtap: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and friends
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

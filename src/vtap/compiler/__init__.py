@@ -1,0 +1,1 @@
+"""Pure compilation of intent (forwarding paths, TAP policies) into neutral OpenFlow rules."""

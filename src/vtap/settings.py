@@ -1,0 +1,40 @@
+"""Runtime settings, read from VTAP_* environment variables.
+
+One object, built once by the entry point and passed down: no module reads the environment
+on its own, so tests can run several controllers side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/vtap")
+    return Path.home() / ".local" / "state" / "vtap"
+
+
+class Settings(BaseSettings):
+    """Where vtap listens, keeps its state and how eagerly it watches the switches."""
+
+    model_config = SettingsConfigDict(env_prefix="VTAP_", extra="ignore")
+
+    of_host: str = "127.0.0.1"
+    of_port: int = Field(6653, ge=1, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    ovs_rundir: Path | None = None
+
+    echo_interval: float = 5.0
+    echo_timeout: float = 15.0
+    request_timeout: float = 10.0
+    lldp_interval: float = 2.0
+    link_timeout: float = 7.0
+    edge_grace: float = 2.0
+    flow_idle_timeout: int = 30
