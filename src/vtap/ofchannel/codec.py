@@ -1,0 +1,522 @@
+"""OpenFlow 1.3 wire codec: neutral rules and messages <-> bytes.
+
+This is the only module that imports os-ken, and it uses nothing of it but the OpenFlow 1.3
+message classes. Everything it returns is a neutral type from `vtap.compiler.rules` or
+`vtap.ofchannel.messages`, so the wire library can be replaced without touching the rest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Iterable
+
+from os_ken.ofproto import ofproto_parser
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from vtap.compiler.rules import (
+    NO_BUFFER,
+    Action,
+    Bucket,
+    FlowRule,
+    FlowStat,
+    GroupRule,
+    GroupType,
+    Match,
+    Output,
+    PopVlan,
+    PushVlan,
+    ReservedPort,
+    SetField,
+    ToGroup,
+)
+from vtap.domain.network import Port
+from vtap.ofchannel import messages as m
+
+OFP_VERSION = ofp.OFP_VERSION
+HEADER_LEN = 8
+_HEADER = struct.Struct("!BBHI")
+
+
+class CodecError(Exception):
+    """A message we cannot decode or a rule we cannot encode."""
+
+
+class _Datapath:
+    """The little os-ken's message classes want from a datapath: the protocol modules."""
+
+    ofproto = ofp
+    ofproto_parser = parser
+    id = 0
+
+
+_DP = _Datapath()
+
+
+def codec_parser() -> object:
+    """The os-ken OpenFlow 1.3 parser module, for tests that build switch-side messages."""
+    return parser
+
+
+# ---------------------------------------------------------------- framing
+
+
+def header(buf: bytes) -> tuple[int, int, int, int]:
+    """(version, type, length, xid) of the 8-byte OpenFlow header."""
+    if len(buf) < HEADER_LEN:
+        raise CodecError("short OpenFlow header")
+    return _HEADER.unpack_from(buf)
+
+
+def encode(msg: object, xid: int) -> bytes:
+    msg.set_xid(xid)  # type: ignore[attr-defined]
+    msg.serialize()  # type: ignore[attr-defined]
+    return bytes(msg.buf)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- match / actions
+
+
+def _ipv4_value(value: str) -> str | tuple[str, str]:
+    if "/" not in value:
+        return value
+    net = ipaddress.IPv4Network(value, strict=False)
+    return (str(net.network_address), str(net.netmask))
+
+
+def _ipv4_text(value: object) -> str:
+    if isinstance(value, tuple):
+        addr, mask = value
+        prefix = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+        return f"{addr}/{prefix}"
+    return str(value)
+
+
+def to_ofp_match(match: Match) -> parser.OFPMatch:
+    kwargs: dict[str, object] = {}
+    for name, value in match.items():
+        if name in ("ipv4_src", "ipv4_dst"):
+            kwargs[name] = _ipv4_value(str(value))
+        else:
+            kwargs[name] = value
+    return parser.OFPMatch(**kwargs)
+
+
+def from_ofp_match(match: parser.OFPMatch) -> Match:
+    kwargs: dict[str, object] = {}
+    known = set(Match.__dataclass_fields__)
+    for name, value in match.items():
+        if name not in known:
+            raise CodecError(f"match field {name} is not supported by vtap")
+        if name in ("ipv4_src", "ipv4_dst"):
+            kwargs[name] = _ipv4_text(value)
+        elif isinstance(value, tuple):
+            raise CodecError(f"masked {name} is not supported by vtap")
+        else:
+            kwargs[name] = value
+    return Match(**kwargs)  # type: ignore[arg-type]
+
+
+def to_ofp_actions(actions: Iterable[Action]) -> list[object]:
+    out: list[object] = []
+    for action in actions:
+        match action:
+            case Output(port=port, max_len=max_len):
+                out.append(parser.OFPActionOutput(port, max_len))
+            case SetField(field=name, value=value):
+                out.append(parser.OFPActionSetField(**{name: value}))
+            case PushVlan(ethertype=ethertype):
+                out.append(parser.OFPActionPushVlan(ethertype))
+            case PopVlan():
+                out.append(parser.OFPActionPopVlan())
+            case ToGroup(group_id=group_id):
+                out.append(parser.OFPActionGroup(group_id))
+            case _:
+                raise CodecError(f"cannot encode action {action!r}")
+    return out
+
+
+def from_ofp_actions(actions: Iterable[object]) -> tuple[Action, ...]:
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, parser.OFPActionOutput):
+            # max_len only means something for CONTROLLER; normalise so read-back compares equal.
+            max_len = action.max_len if action.port == ReservedPort.CONTROLLER else 0xFFFF
+            out.append(Output(action.port, max_len))
+        elif isinstance(action, parser.OFPActionSetField):
+            out.append(SetField(action.key, action.value))
+        elif isinstance(action, parser.OFPActionPushVlan):
+            out.append(PushVlan(action.ethertype))
+        elif isinstance(action, parser.OFPActionPopVlan):
+            out.append(PopVlan())
+        elif isinstance(action, parser.OFPActionGroup):
+            out.append(ToGroup(action.group_id))
+        else:
+            raise CodecError(f"action {type(action).__name__} is not supported by vtap")
+    return tuple(out)
+
+
+def _instructions(rule: FlowRule) -> list[object]:
+    inst: list[object] = []
+    if rule.actions:
+        inst.append(
+            parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, to_ofp_actions(rule.actions))
+        )
+    if rule.goto_table is not None:
+        inst.append(parser.OFPInstructionGotoTable(rule.goto_table))
+    return inst
+
+
+def _from_instructions(instructions: Iterable[object]) -> tuple[tuple[Action, ...], int | None]:
+    actions: tuple[Action, ...] = ()
+    goto: int | None = None
+    for inst in instructions:
+        if isinstance(inst, parser.OFPInstructionActions):
+            if inst.type != ofp.OFPIT_APPLY_ACTIONS:
+                raise CodecError("only apply-actions instructions are supported by vtap")
+            actions = from_ofp_actions(inst.actions)
+        elif isinstance(inst, parser.OFPInstructionGotoTable):
+            goto = inst.table_id
+        else:
+            raise CodecError(f"instruction {type(inst).__name__} is not supported by vtap")
+    return actions, goto
+
+
+# ---------------------------------------------------------------- outbound builders
+
+
+def hello() -> parser.OFPHello:
+    return parser.OFPHello(_DP, elements=[parser.OFPHelloElemVersionBitmap([OFP_VERSION])])
+
+
+def features_request() -> object:
+    return parser.OFPFeaturesRequest(_DP)
+
+
+def set_config(miss_send_len: int = 0xFFFF) -> object:
+    return parser.OFPSetConfig(_DP, ofp.OFPC_FRAG_NORMAL, miss_send_len)
+
+
+def echo_request(data: bytes = b"") -> object:
+    return parser.OFPEchoRequest(_DP, data)
+
+
+def echo_reply(data: bytes = b"") -> object:
+    return parser.OFPEchoReply(_DP, data)
+
+
+def barrier_request() -> object:
+    return parser.OFPBarrierRequest(_DP)
+
+
+def hello_failed(text: str) -> object:
+    return parser.OFPErrorMsg(
+        _DP, type_=ofp.OFPET_HELLO_FAILED, code=ofp.OFPHFC_INCOMPATIBLE, data=text.encode()
+    )
+
+
+def flow_add(rule: FlowRule) -> object:
+    flags = ofp.OFPFF_SEND_FLOW_REM if rule.send_flow_rem else 0
+    return parser.OFPFlowMod(
+        _DP,
+        cookie=rule.cookie,
+        table_id=rule.table_id,
+        command=ofp.OFPFC_ADD,
+        idle_timeout=rule.idle_timeout,
+        hard_timeout=rule.hard_timeout,
+        priority=rule.priority,
+        buffer_id=NO_BUFFER,
+        flags=flags,
+        match=to_ofp_match(rule.match),
+        instructions=_instructions(rule),
+    )
+
+
+def flow_delete_strict(rule: FlowRule) -> object:
+    """Delete exactly this entry, and only if it still carries our cookie."""
+    return parser.OFPFlowMod(
+        _DP,
+        cookie=rule.cookie,
+        cookie_mask=0xFFFFFFFFFFFFFFFF,
+        table_id=rule.table_id,
+        command=ofp.OFPFC_DELETE_STRICT,
+        priority=rule.priority,
+        buffer_id=NO_BUFFER,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        match=to_ofp_match(rule.match),
+    )
+
+
+def flow_delete(
+    cookie: int,
+    cookie_mask: int,
+    table_id: int = ofp.OFPTT_ALL,
+    match: Match | None = None,
+    out_port: int = ofp.OFPP_ANY,
+) -> object:
+    """Delete every entry whose cookie matches under the mask (and the optional filters)."""
+    return parser.OFPFlowMod(
+        _DP,
+        cookie=cookie,
+        cookie_mask=cookie_mask,
+        table_id=table_id,
+        command=ofp.OFPFC_DELETE,
+        buffer_id=NO_BUFFER,
+        out_port=out_port,
+        out_group=ofp.OFPG_ANY,
+        match=to_ofp_match(match or Match()),
+    )
+
+
+def _buckets(group: GroupRule) -> list[object]:
+    return [
+        parser.OFPBucket(
+            weight=b.weight,
+            watch_port=b.watch_port,
+            watch_group=b.watch_group,
+            actions=to_ofp_actions(b.actions),
+        )
+        for b in group.buckets
+    ]
+
+
+def group_add(group: GroupRule) -> object:
+    return parser.OFPGroupMod(
+        _DP, ofp.OFPGC_ADD, int(group.group_type), group.group_id, _buckets(group)
+    )
+
+
+def group_modify(group: GroupRule) -> object:
+    return parser.OFPGroupMod(
+        _DP, ofp.OFPGC_MODIFY, int(group.group_type), group.group_id, _buckets(group)
+    )
+
+
+def group_delete(group_id: int) -> object:
+    return parser.OFPGroupMod(_DP, ofp.OFPGC_DELETE, 0, group_id, [])
+
+
+def packet_out(
+    data: bytes, actions: Iterable[Action], in_port: int = ofp.OFPP_CONTROLLER
+) -> object:
+    return parser.OFPPacketOut(
+        _DP, buffer_id=NO_BUFFER, in_port=in_port, actions=to_ofp_actions(actions), data=data
+    )
+
+
+def flow_stats_request(cookie: int = 0, cookie_mask: int = 0) -> object:
+    return parser.OFPFlowStatsRequest(
+        _DP, table_id=ofp.OFPTT_ALL, cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch()
+    )
+
+
+def group_desc_request() -> object:
+    return parser.OFPGroupDescStatsRequest(_DP)
+
+
+def group_stats_request() -> object:
+    return parser.OFPGroupStatsRequest(_DP, group_id=ofp.OFPG_ALL)
+
+
+def port_desc_request() -> object:
+    return parser.OFPPortDescStatsRequest(_DP)
+
+
+def port_stats_request() -> object:
+    return parser.OFPPortStatsRequest(_DP, port_no=ofp.OFPP_ANY)
+
+
+# ---------------------------------------------------------------- inbound decoding
+
+
+def _names(prefix: str) -> dict[int, str]:
+    return {
+        getattr(ofp, n): n[len(prefix) :]
+        for n in dir(ofp)
+        if n.startswith(prefix) and isinstance(getattr(ofp, n), int)
+    }
+
+
+_ERROR_TYPES = _names("OFPET_")
+_ERROR_CODE_PREFIX = {
+    ofp.OFPET_HELLO_FAILED: "OFPHFC_",
+    ofp.OFPET_BAD_REQUEST: "OFPBRC_",
+    ofp.OFPET_BAD_ACTION: "OFPBAC_",
+    ofp.OFPET_BAD_INSTRUCTION: "OFPBIC_",
+    ofp.OFPET_BAD_MATCH: "OFPBMC_",
+    ofp.OFPET_FLOW_MOD_FAILED: "OFPFMFC_",
+    ofp.OFPET_GROUP_MOD_FAILED: "OFPGMFC_",
+    ofp.OFPET_PORT_MOD_FAILED: "OFPPMFC_",
+    ofp.OFPET_TABLE_MOD_FAILED: "OFPTMFC_",
+    ofp.OFPET_QUEUE_OP_FAILED: "OFPQOFC_",
+    ofp.OFPET_SWITCH_CONFIG_FAILED: "OFPSCFC_",
+    ofp.OFPET_ROLE_REQUEST_FAILED: "OFPRRFC_",
+    ofp.OFPET_METER_MOD_FAILED: "OFPMMFC_",
+    ofp.OFPET_TABLE_FEATURES_FAILED: "OFPTFFC_",
+}
+_ERROR_CODES = {t: _names(prefix) for t, prefix in _ERROR_CODE_PREFIX.items()}
+
+
+def error_names(type_: int, code: int) -> tuple[str, str]:
+    type_name = _ERROR_TYPES.get(type_, f"TYPE_{type_}")
+    code_name = _ERROR_CODES.get(type_, {}).get(code, f"CODE_{code}")
+    return type_name, code_name
+
+
+def _port(p: object) -> Port:
+    name = p.name.decode(errors="replace") if isinstance(p.name, bytes) else str(p.name)  # type: ignore[attr-defined]
+    up = not (p.config & ofp.OFPPC_PORT_DOWN) and not (p.state & ofp.OFPPS_LINK_DOWN)  # type: ignore[attr-defined]
+    return Port(port_no=p.port_no, name=name.rstrip("\x00"), hw_addr=p.hw_addr, up=up)  # type: ignore[attr-defined]
+
+
+def _flow_rule(stat: object) -> FlowRule:
+    actions, goto = _from_instructions(getattr(stat, "instructions", ()))
+    flags = getattr(stat, "flags", 0)
+    return FlowRule(
+        table_id=stat.table_id,  # type: ignore[attr-defined]
+        priority=stat.priority,  # type: ignore[attr-defined]
+        match=from_ofp_match(stat.match),  # type: ignore[attr-defined]
+        actions=actions,
+        goto_table=goto,
+        cookie=stat.cookie,  # type: ignore[attr-defined]
+        idle_timeout=stat.idle_timeout,  # type: ignore[attr-defined]
+        hard_timeout=stat.hard_timeout,  # type: ignore[attr-defined]
+        send_flow_rem=bool(flags & ofp.OFPFF_SEND_FLOW_REM),
+    )
+
+
+def _group_rule(desc: object) -> GroupRule:
+    buckets = tuple(
+        Bucket(
+            actions=from_ofp_actions(b.actions),
+            weight=b.weight,
+            watch_port=b.watch_port,
+            watch_group=b.watch_group,
+        )
+        for b in desc.buckets  # type: ignore[attr-defined]
+    )
+    return GroupRule(desc.group_id, GroupType(desc.type), buckets)  # type: ignore[attr-defined]
+
+
+def _multipart(msg: object) -> m.MultipartReply:
+    more = bool(msg.flags & ofp.OFPMPF_REPLY_MORE)  # type: ignore[attr-defined]
+    body = msg.body  # type: ignore[attr-defined]
+    if isinstance(msg, parser.OFPFlowStatsReply):
+        items: list[m.MultipartItem] = []
+        for s in body:
+            try:
+                rule = _flow_rule(s)
+            except CodecError:
+                # A rule vtap cannot express is not vtap's; the reconciler never touches it.
+                continue
+            duration = s.duration_sec + s.duration_nsec / 1e9
+            items.append(FlowStat(rule, s.packet_count, s.byte_count, duration))
+        return m.MultipartReply(m.MultipartKind.FLOW, more, tuple(items))
+    if isinstance(msg, parser.OFPGroupDescStatsReply):
+        groups: list[m.MultipartItem] = []
+        for d in body:
+            try:
+                groups.append(_group_rule(d))
+            except CodecError:
+                continue
+        return m.MultipartReply(m.MultipartKind.GROUP_DESC, more, tuple(groups))
+    if isinstance(msg, parser.OFPGroupStatsReply):
+        return m.MultipartReply(
+            m.MultipartKind.GROUP,
+            more,
+            tuple(
+                m.GroupCounters(
+                    g.group_id,
+                    g.packet_count,
+                    g.byte_count,
+                    tuple(b.packet_count for b in g.bucket_stats),
+                    tuple(b.byte_count for b in g.bucket_stats),
+                )
+                for g in body
+            ),
+        )
+    if isinstance(msg, parser.OFPPortDescStatsReply):
+        return m.MultipartReply(m.MultipartKind.PORT_DESC, more, tuple(_port(p) for p in body))
+    if isinstance(msg, parser.OFPPortStatsReply):
+        return m.MultipartReply(
+            m.MultipartKind.PORT_STATS,
+            more,
+            tuple(
+                m.PortCounters(
+                    p.port_no,
+                    p.rx_packets,
+                    p.tx_packets,
+                    p.rx_bytes,
+                    p.tx_bytes,
+                    p.rx_dropped,
+                    p.tx_dropped,
+                )
+                for p in body
+            ),
+        )
+    return m.MultipartReply(m.MultipartKind.OTHER, more, ())
+
+
+_PORT_REASONS = {
+    ofp.OFPPR_ADD: m.PortReason.ADD,
+    ofp.OFPPR_DELETE: m.PortReason.DELETE,
+    ofp.OFPPR_MODIFY: m.PortReason.MODIFY,
+}
+
+
+def _hello(buf: bytes, version: int) -> m.Hello:
+    """Versions the peer offers: its header version plus any version bitmap it sent."""
+    versions = {version}
+    offset = HEADER_LEN
+    while offset + 4 <= len(buf):
+        etype, elen = struct.unpack_from("!HH", buf, offset)
+        if elen < 4:
+            break
+        if etype == ofp.OFPHET_VERSIONBITMAP:
+            for i, word_at in enumerate(range(offset + 4, offset + elen - 3, 4)):
+                (word,) = struct.unpack_from("!I", buf, word_at)
+                versions |= {i * 32 + bit for bit in range(32) if word >> bit & 1}
+        offset += (elen + 7) // 8 * 8
+    return m.Hello(version, frozenset(versions))
+
+
+def decode(buf: bytes) -> tuple[int, m.Inbound]:
+    """(xid, neutral message) for one whole OpenFlow message."""
+    version, msg_type, length, xid = header(buf)
+    if msg_type == ofp.OFPT_HELLO:
+        return xid, _hello(buf, version)
+    if version != OFP_VERSION:
+        raise CodecError(f"OpenFlow version 0x{version:02x} after hello")
+    try:
+        msg = ofproto_parser.msg(_DP, version, msg_type, length, xid, buf)
+    except Exception as exc:  # os-ken raises bare errors on malformed input
+        raise CodecError(f"cannot parse message type {msg_type}: {exc}") from exc
+    if isinstance(msg, parser.OFPErrorMsg):
+        type_name, code_name = error_names(msg.type, msg.code)
+        return xid, m.Error(msg.type, msg.code, type_name, code_name, bytes(msg.data or b""))
+    if isinstance(msg, parser.OFPEchoRequest):
+        return xid, m.EchoRequest(bytes(msg.data or b""))
+    if isinstance(msg, parser.OFPEchoReply):
+        return xid, m.EchoReply(bytes(msg.data or b""))
+    if isinstance(msg, parser.OFPSwitchFeatures):
+        return xid, m.FeaturesReply(msg.datapath_id, msg.n_tables, msg.n_buffers)
+    if isinstance(msg, parser.OFPBarrierReply):
+        return xid, m.BarrierReply()
+    if isinstance(msg, parser.OFPPacketIn):
+        in_port = msg.match.get("in_port", 0)
+        return xid, m.PacketIn(in_port, msg.reason, msg.table_id, msg.cookie, bytes(msg.data))
+    if isinstance(msg, parser.OFPPortStatus):
+        return xid, m.PortStatus(_PORT_REASONS[msg.reason], _port(msg.desc))
+    if isinstance(msg, parser.OFPFlowRemoved):
+        try:
+            match = from_ofp_match(msg.match)
+        except CodecError:
+            return xid, m.Unhandled(msg_type)
+        rule = FlowRule(msg.table_id, msg.priority, match, cookie=msg.cookie)
+        duration = msg.duration_sec + msg.duration_nsec / 1e9
+        return xid, m.FlowRemoved(rule, msg.reason, msg.packet_count, msg.byte_count, duration)
+    if isinstance(msg, parser.OFPMultipartReply):
+        return xid, _multipart(msg)
+    return xid, m.Unhandled(msg_type)

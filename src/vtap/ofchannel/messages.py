@@ -1,0 +1,142 @@
+"""Neutral messages a switch sends us, decoded by the codec.
+
+The session and the controller speak these, never os-ken classes, so only the codec knows the
+wire library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from vtap.compiler.rules import FlowRule, FlowStat, GroupRule
+from vtap.domain.network import Port
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    version: int
+    versions: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    type: int
+    code: int
+    type_name: str
+    code_name: str
+    data: bytes = b""
+
+    def text(self) -> str:
+        return f"{self.type_name}/{self.code_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRequest:
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply:
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturesReply:
+    dpid: int
+    n_tables: int
+    n_buffers: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarrierReply:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class PacketIn:
+    in_port: int
+    reason: int
+    table_id: int
+    cookie: int
+    data: bytes
+
+
+class PortReason(Enum):
+    ADD = 0
+    DELETE = 1
+    MODIFY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PortStatus:
+    reason: PortReason
+    port: Port
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRemoved:
+    rule: FlowRule
+    reason: int
+    packet_count: int
+    byte_count: int
+    duration_sec: float
+
+
+@dataclass(frozen=True, slots=True)
+class PortCounters:
+    port_no: int
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+    rx_dropped: int
+    tx_dropped: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCounters:
+    group_id: int
+    packet_count: int
+    byte_count: int
+    bucket_packets: tuple[int, ...]
+    bucket_bytes: tuple[int, ...]
+
+
+class MultipartKind(Enum):
+    FLOW = "flow"
+    GROUP = "group"
+    GROUP_DESC = "group_desc"
+    PORT_STATS = "port_stats"
+    PORT_DESC = "port_desc"
+    OTHER = "other"
+
+
+MultipartItem = FlowStat | GroupRule | Port | PortCounters | GroupCounters
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartReply:
+    kind: MultipartKind
+    more: bool
+    body: tuple[MultipartItem, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Unhandled:
+    msg_type: int
+
+
+Inbound = (
+    Hello
+    | Error
+    | EchoRequest
+    | EchoReply
+    | FeaturesReply
+    | BarrierReply
+    | PacketIn
+    | PortStatus
+    | FlowRemoved
+    | MultipartReply
+    | Unhandled
+)

@@ -1,0 +1,278 @@
+"""One OpenFlow 1.3 session with one switch.
+
+Owns the socket: handshake, echo keepalive with dead-peer detection, xid-tracked requests,
+multipart reassembly, and barrier-confirmed batches. Asynchronous switch events (packet-in,
+port status, flow removed, unsolicited errors) go to a queue that the controller drains in its
+own task, so a slow handler never stalls the reads that would answer its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vtap.ofchannel import codec
+from vtap.ofchannel import messages as m
+
+log = logging.getLogger(__name__)
+
+Event = m.PacketIn | m.PortStatus | m.FlowRemoved | m.Error
+
+
+class SessionClosed(ConnectionError):
+    """The switch went away (or was declared dead) while we waited for it."""
+
+
+class HandshakeError(ConnectionError):
+    pass
+
+
+class OpenFlowError(Exception):
+    """The switch rejected a request."""
+
+    def __init__(self, error: m.Error, what: str = "request") -> None:
+        super().__init__(f"{what} rejected: {error.text()}")
+        self.error = error
+
+
+class BatchError(Exception):
+    """Some messages of a batch were rejected. `failures` maps batch index → error."""
+
+    def __init__(self, dpid: int | None, failures: dict[int, m.Error]) -> None:
+        first = min(failures)
+        text = f"switch {dpid or 0:016x}: message {first} of batch rejected: "
+        super().__init__(text + failures[first].text())
+        self.dpid = dpid
+        self.failures = failures
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[object]
+    multipart: list[m.MultipartItem] | None = None
+
+
+@dataclass
+class _Batch:
+    xids: dict[int, int] = field(default_factory=dict)  # xid → index in the batch
+    failures: dict[int, m.Error] = field(default_factory=dict)
+
+
+class SwitchSession:
+    """A connected, handshaken switch. Create with `SwitchSession.open()`."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        echo_interval: float = 5.0,
+        echo_timeout: float = 15.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._echo_interval = echo_interval
+        self._echo_timeout = echo_timeout
+        self._request_timeout = request_timeout
+        self._xids = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._batch_of: dict[int, _Batch] = {}
+        self._write_lock = asyncio.Lock()
+        self.events: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.dpid: int | None = None
+        self.n_tables = 0
+        self.peer = writer.get_extra_info("peername")
+        self.closed = asyncio.Event()
+        self._last_rx = time.monotonic()
+        self._close_reason = ""
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def handshake(self, timeout: float = 5.0) -> None:
+        """HELLO exchange and FEATURES: afterwards `dpid` is known."""
+        await self._write(codec.hello(), next(self._xids))
+        async with asyncio.timeout(timeout):
+            _, msg = codec.decode(await self._read_raw())
+            if not isinstance(msg, m.Hello):
+                raise HandshakeError(f"expected HELLO, got {type(msg).__name__}")
+            if codec.OFP_VERSION not in msg.versions:
+                await self._write(codec.hello_failed("vtap speaks OpenFlow 1.3 only"), 0)
+                raise HandshakeError(
+                    f"switch offers no OpenFlow 1.3 (versions {sorted(msg.versions)})"
+                )
+            xid = next(self._xids)
+            await self._write(codec.features_request(), xid)
+            while True:
+                rxid, msg = codec.decode(await self._read_raw())
+                if isinstance(msg, m.FeaturesReply) and rxid == xid:
+                    break
+                if isinstance(msg, m.EchoRequest):
+                    await self._write(codec.echo_reply(msg.data), rxid)
+        self.dpid = msg.dpid
+        self.n_tables = msg.n_tables
+        await self._write(codec.set_config(), next(self._xids))
+
+    async def run(self) -> None:
+        """Read until the switch goes away; then fail every waiter and end the event stream."""
+        keepalive = asyncio.create_task(self._keepalive(), name=f"echo-{self.dpid}")
+        try:
+            while True:
+                buf = await self._read_raw()
+                self._last_rx = time.monotonic()
+                try:
+                    xid, msg = codec.decode(buf)
+                except codec.CodecError as exc:
+                    log.warning("switch %s: undecodable message: %s", self.name, exc)
+                    continue
+                await self._dispatch(xid, msg)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            self._close_reason = self._close_reason or f"connection lost ({exc.__class__.__name__})"
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(BaseException):
+                await keepalive
+            self._fail_all()
+            self.events.put_nowait(None)
+            self._writer.close()
+            self.closed.set()
+
+    def close(self, reason: str = "closed by controller") -> None:
+        self._close_reason = self._close_reason or reason
+        self._writer.close()
+        # Readers wake with EOF only once the transport is gone; abort makes that immediate.
+        transport = self._writer.transport
+        if transport is not None:
+            transport.abort()
+
+    @property
+    def close_reason(self) -> str:
+        return self._close_reason
+
+    @property
+    def name(self) -> str:
+        return f"{self.dpid:016x}" if self.dpid is not None else str(self.peer)
+
+    # ------------------------------------------------------------ requests
+
+    async def send(self, msg: object) -> None:
+        """Fire and forget (packet-out). Errors for it arrive as events."""
+        await self._write(msg, next(self._xids))
+
+    async def request(self, msg: object) -> object:
+        """Send and wait for the reply with the same xid (echo, single replies)."""
+        return await self._await_reply(msg, multipart=False)
+
+    async def multipart(self, msg: object) -> list[m.MultipartItem]:
+        """Send a multipart request and return the reassembled body of all reply parts."""
+        result = await self._await_reply(msg, multipart=True)
+        assert isinstance(result, list)
+        return result
+
+    async def apply(self, msgs: Sequence[object]) -> None:
+        """Send a batch, then a barrier; return only when the barrier reply came back with no
+        error for any message of the batch. Raises BatchError naming the failed messages."""
+        batch = _Batch()
+        xids = []
+        for index in range(len(msgs)):
+            xid = next(self._xids)
+            batch.xids[xid] = index
+            self._batch_of[xid] = batch
+            xids.append(xid)
+        try:
+            async with self._write_lock:
+                for xid, msg in zip(xids, msgs, strict=True):
+                    self._writer.write(codec.encode(msg, xid))
+                await self._writer.drain()
+            await self._await_reply(codec.barrier_request(), multipart=False)
+        finally:
+            for xid in xids:
+                self._batch_of.pop(xid, None)
+        if batch.failures:
+            raise BatchError(self.dpid, batch.failures)
+
+    async def barrier(self) -> None:
+        await self._await_reply(codec.barrier_request(), multipart=False)
+
+    # ------------------------------------------------------------ internals
+
+    async def _await_reply(self, msg: object, *, multipart: bool) -> object:
+        if self.closed.is_set():
+            raise SessionClosed(f"switch {self.name} is disconnected")
+        xid = next(self._xids)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[xid] = _Pending(future, [] if multipart else None)
+        try:
+            await self._write(msg, xid)
+            async with asyncio.timeout(self._request_timeout):
+                return await future
+        except TimeoutError as exc:
+            raise SessionClosed(f"switch {self.name} did not answer in time") from exc
+        finally:
+            self._pending.pop(xid, None)
+
+    async def _dispatch(self, xid: int, msg: m.Inbound) -> None:
+        match msg:
+            case m.EchoRequest(data=data):
+                await self._write(codec.echo_reply(data), xid)
+                return
+            case m.Error():
+                if xid in self._batch_of:
+                    batch = self._batch_of[xid]
+                    batch.failures[batch.xids[xid]] = msg
+                    return
+                pending = self._pending.get(xid)
+                if pending and not pending.future.done():
+                    pending.future.set_exception(OpenFlowError(msg))
+                    return
+                self.events.put_nowait(msg)
+                return
+            case m.PacketIn() | m.PortStatus() | m.FlowRemoved():
+                self.events.put_nowait(msg)
+                return
+        pending = self._pending.get(xid)
+        if pending is None or pending.future.done():
+            return
+        if isinstance(msg, m.MultipartReply) and pending.multipart is not None:
+            pending.multipart.extend(msg.body)
+            if not msg.more:
+                pending.future.set_result(pending.multipart)
+            return
+        pending.future.set_result(msg)
+
+    async def _keepalive(self) -> None:
+        """Probe a quiet switch; declare it dead when it stays silent past echo_timeout."""
+        while True:
+            await asyncio.sleep(self._echo_interval)
+            quiet = time.monotonic() - self._last_rx
+            if quiet >= self._echo_timeout:
+                log.warning("switch %s: no message for %.1fs, closing", self.name, quiet)
+                self.close(f"dead peer: silent for {quiet:.0f}s")
+                return
+            if quiet >= self._echo_interval:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self._write(codec.echo_request(b"vtap"), next(self._xids))
+
+    def _fail_all(self) -> None:
+        error = SessionClosed(f"switch {self.name} disconnected: {self._close_reason}")
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(error)
+
+    async def _write(self, msg: object, xid: int) -> None:
+        data = codec.encode(msg, xid)
+        async with self._write_lock:
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def _read_raw(self) -> bytes:
+        head = await self._reader.readexactly(codec.HEADER_LEN)
+        _, _, length, _ = codec.header(head)
+        if length < codec.HEADER_LEN:
+            raise ConnectionError(f"bad OpenFlow length {length}")
+        return head + await self._reader.readexactly(length - codec.HEADER_LEN)
