@@ -15,6 +15,7 @@ from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
+from vtap.compiler.diff import ChangeSet
 from vtap.compiler.rules import (
     NO_BUFFER,
     Action,
@@ -296,6 +297,16 @@ def group_modify(group: GroupRule) -> object:
 
 def group_delete(group_id: int) -> object:
     return parser.OFPGroupMod(_DP, ofp.OFPGC_DELETE, 0, group_id, [])
+
+
+def change_messages(changes: ChangeSet) -> list[object]:
+    """A change set as wire messages, in the order the change set prescribes."""
+    msgs: list[object] = [group_add(g) for g in changes.group_adds]
+    msgs += [group_modify(g) for g in changes.group_mods]
+    msgs += [flow_add(r) for r in changes.flow_adds]
+    msgs += [flow_delete_strict(r) for r in changes.flow_deletes]
+    msgs += [group_delete(gid) for gid in changes.group_deletes]
+    return msgs
 
 
 def packet_out(

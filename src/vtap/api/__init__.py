@@ -1,0 +1,1 @@
+"""The REST API (FastAPI): the operator's and the UI's view of the controller."""

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+
+from vtap import __version__
+from vtap.api.deps import ControllerDep
+from vtap.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health)
+def health(controller: ControllerDep) -> Health:
+    state = controller.state
+    return Health(
+        status="ok",
+        version=__version__,
+        uptime_s=round(time.time() - state.started_at, 3),
+        switches=len(state.sessions),
+        links=len(state.topology.undirected_links()),
+        hosts=len(state.hosts.all()),
+    )

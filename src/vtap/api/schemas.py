@@ -1,0 +1,54 @@
+"""Response models of the REST API (the public contract: add fields, never rename)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    uptime_s: float
+    switches: int
+    links: int
+    hosts: int
+
+
+class PortOut(BaseModel):
+    port_no: int
+    name: str
+    hw_addr: str
+    up: bool
+    role: str  # "fabric" (carries LLDP), "edge" (host-facing) or "pending" (not yet classified)
+
+
+class SwitchOut(BaseModel):
+    dpid: str
+    name: str
+    connected: bool
+    ports: list[PortOut]
+
+
+class LinkEnd(BaseModel):
+    dpid: str
+    switch: str
+    port_no: int
+
+
+class LinkOut(BaseModel):
+    a: LinkEnd
+    b: LinkEnd
+
+
+class HostOut(BaseModel):
+    mac: str
+    ip: str | None
+    dpid: str
+    switch: str
+    port_no: int
+
+
+class TopologyOut(BaseModel):
+    switches: list[SwitchOut]
+    links: list[LinkOut]
+    hosts: list[HostOut]

@@ -1,0 +1,175 @@
+"""The controller core: one task per switch turns its events into state changes and rules.
+
+A switch that joins is reconciled (its table is diffed against the intent, never wiped), then
+probed for links; its events are handled in order in its own task so that one slow or broken
+switch never holds up another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from vtap.compiler.diff import diff
+from vtap.compiler.forwarding import base_rules
+from vtap.compiler.pipeline import COOKIE_MAGIC, COOKIE_OURS_MASK, Owner, owner_of
+from vtap.compiler.rules import FlowRule, FlowStat
+from vtap.controller.discovery import Discovery
+from vtap.controller.forwarding import Forwarding
+from vtap.controller.state import ControllerState
+from vtap.domain.network import LOCAL_PORT, Port, PortRef, Switch
+from vtap.ofchannel import codec
+from vtap.ofchannel import messages as m
+from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
+from vtap.packets import parse_frame
+from vtap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _is_reconciled(cookie: int) -> bool:
+    """Entries the reconciler owns: ours, except reactive paths (those are adopted)."""
+    owner = owner_of(cookie)
+    return owner is not None and owner[0] is not Owner.FORWARDING
+
+
+class Controller:
+    def __init__(self, settings: Settings, state: ControllerState | None = None) -> None:
+        self.state = state or ControllerState(settings)
+        self.forwarding = Forwarding(self.state)
+        self.discovery = Discovery(self.state, self.forwarding.links_gone)
+        self.last_reconcile: dict[int, int] = {}
+
+    async def run(self) -> None:
+        """Background work that is not tied to one switch."""
+        await self.discovery.run()
+
+    # ------------------------------------------------------------ switch lifecycle
+
+    async def handle_session(self, session: SwitchSession) -> None:
+        """Serve one switch from handshake to disconnect (the OpenFlow server's handler)."""
+        assert session.dpid is not None
+        dpid = session.dpid
+        previous = self.state.sessions.get(dpid)
+        if previous is not None:
+            previous.close("replaced by a new connection from the same switch")
+        self.state.sessions[dpid] = session
+        reader = asyncio.create_task(session.run(), name=f"of-read-{dpid:016x}")
+        log.info("switch %016x connected from %s", dpid, session.peer)
+        try:
+            await self._join(session)
+            await self._serve_events(session)
+        except (SessionClosed, ConnectionError, OSError, BatchError) as exc:
+            log.warning("switch %016x: %s", dpid, exc)
+        finally:
+            session.close()
+            with contextlib.suppress(BaseException):
+                await reader
+            await self._leave(session)
+
+    async def _join(self, session: SwitchSession) -> None:
+        dpid = session.dpid
+        assert dpid is not None
+        ports = [
+            p for p in await session.multipart(codec.port_desc_request()) if isinstance(p, Port)
+        ]
+        name = next((p.name for p in ports if p.port_no == LOCAL_PORT), "")
+        self.state.topology.switch_up(Switch(dpid, name, tuple(ports)), self.state.now())
+        await self.reconcile(session)
+        await self.discovery.probe(session)
+
+    async def reconcile(self, session: SwitchSession) -> int:
+        """Make the switch hold exactly our intent; returns the number of changes applied."""
+        dpid = session.dpid
+        assert dpid is not None
+        stats = await session.multipart(
+            codec.flow_stats_request(COOKIE_MAGIC << 48, COOKIE_OURS_MASK)
+        )
+        actual = [s.rule for s in stats if isinstance(s, FlowStat)]
+        adopted = [r for r in actual if not _is_reconciled(r.cookie)]
+        self.forwarding.adopt(dpid, adopted)
+        changes = diff(
+            self.desired_flows(dpid),
+            [r for r in actual if _is_reconciled(r.cookie)],
+            owns_cookie=_is_reconciled,
+        )
+        if not changes.empty:
+            await session.apply(codec.change_messages(changes))
+        self.last_reconcile[dpid] = len(changes)
+        log.info(
+            "switch %016x reconciled: %d change(s), %d path entries adopted",
+            dpid,
+            len(changes),
+            len(adopted),
+        )
+        return len(changes)
+
+    def desired_flows(self, dpid: int) -> list[FlowRule]:
+        """The static intent for a switch (TAP policies join here in a later stage)."""
+        del dpid
+        return base_rules()
+
+    async def _leave(self, session: SwitchSession) -> None:
+        dpid = session.dpid
+        assert dpid is not None
+        if self.state.sessions.get(dpid) is not session:
+            return  # replaced by a newer connection; that one owns the switch now
+        del self.state.sessions[dpid]
+        log.info("switch %016x disconnected: %s", dpid, session.close_reason)
+        gone = self.state.topology.switch_down(dpid, self.state.now())
+        self.state.flows.drop_switch(dpid)
+        await self.forwarding.links_gone(gone)
+
+    # ------------------------------------------------------------ events
+
+    async def _serve_events(self, session: SwitchSession) -> None:
+        while (event := await session.events.get()) is not None:
+            try:
+                await self._handle(session, event)
+            except (SessionClosed, ConnectionError, OSError):
+                raise
+            except Exception:
+                log.exception("switch %s: handling %s failed", session.name, type(event).__name__)
+
+    async def _handle(self, session: SwitchSession, event: m.Inbound) -> None:
+        dpid = session.dpid
+        assert dpid is not None
+        match event:
+            case m.PacketIn(in_port=in_port, data=data):
+                frame = parse_frame(data)
+                if frame is None:
+                    return
+                if frame.lldp is not None:
+                    self.discovery.on_lldp(dpid, in_port, frame.lldp)
+                elif frame.arp is not None:
+                    await self.forwarding.on_arp(session, in_port, frame, data)
+                elif frame.ipv4 is not None:
+                    await self.forwarding.on_ipv4(session, in_port, frame, data)
+            case m.PortStatus(reason=reason, port=port):
+                await self._port_status(session, reason, port)
+            case m.FlowRemoved(rule=rule):
+                self.forwarding.flow_removed(dpid, rule)
+            case m.Error():
+                log.warning("switch %s: unsolicited error %s", session.name, event.text())
+
+    async def _port_status(self, session: SwitchSession, reason: m.PortReason, port: Port) -> None:
+        dpid = session.dpid
+        assert dpid is not None
+        now = self.state.now()
+        if reason is m.PortReason.DELETE:
+            gone = self.state.topology.port_deleted(dpid, port.port_no, now)
+            self.state.hosts.forget_port(PortRef(dpid, port.port_no))
+        else:
+            gone = self.state.topology.port_update(dpid, port, now)
+        if gone:
+            log.info(
+                "port %016x/%d %s: %d link(s) down",
+                dpid,
+                port.port_no,
+                "up" if port.up else "down",
+                len(gone),
+            )
+        await self.forwarding.links_gone(gone)
+        if port.up and reason is not m.PortReason.DELETE:
+            await self.discovery.probe(session, port.port_no)

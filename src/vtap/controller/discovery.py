@@ -1,0 +1,64 @@
+"""LLDP link discovery: probe every port, learn adjacencies, expire the silent ones."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from vtap.compiler.rules import Output
+from vtap.controller.state import ControllerState
+from vtap.domain.network import LOCAL_PORT, Link, PortRef
+from vtap.ofchannel import codec
+from vtap.ofchannel.session import SwitchSession
+from vtap.packets import Lldp, build_lldp
+
+log = logging.getLogger(__name__)
+
+LinksGone = Callable[[list[Link]], Awaitable[None]]
+
+
+class Discovery:
+    def __init__(self, state: ControllerState, links_gone: LinksGone) -> None:
+        self._state = state
+        self._links_gone = links_gone
+
+    async def run(self) -> None:
+        """Re-probe all switches and expire links every `lldp_interval` seconds."""
+        interval = self._state.settings.lldp_interval
+        while True:
+            await asyncio.sleep(interval)
+            expired = self._state.topology.expire(
+                self._state.now(), self._state.settings.link_timeout
+            )
+            if expired:
+                log.info("links expired: %s", expired)
+                await self._links_gone(expired)
+            for session in list(self._state.sessions.values()):
+                with contextlib.suppress(ConnectionError, OSError):
+                    await self.probe(session)
+
+    async def probe(self, session: SwitchSession, port_no: int | None = None) -> None:
+        """Send our LLDP frame out of one port, or out of every up port of the switch."""
+        switch = self._state.topology.switch(session.dpid or 0)
+        if switch is None:
+            return
+        for port in switch.ports:
+            if port.port_no == LOCAL_PORT or not port.up:
+                continue
+            if port_no is not None and port.port_no != port_no:
+                continue
+            frame = build_lldp(switch.dpid, port.port_no, port.hw_addr)
+            await session.send(codec.packet_out(frame, [Output(port.port_no)]))
+
+    def on_lldp(self, dpid: int, in_port: int, lldp: Lldp) -> None:
+        if lldp.dpid not in self._state.sessions:
+            return
+        link = Link(PortRef(lldp.dpid, lldp.port_no), PortRef(dpid, in_port))
+        if self._state.topology.lldp_seen(link, self._state.now()):
+            log.info("link up: %016x/%d -> %016x/%d", lldp.dpid, lldp.port_no, dpid, in_port)
+            # A port that carries LLDP is fabric: anything learnt there as a host was wrong.
+            for end in (link.src, link.dst):
+                for host in self._state.hosts.forget_port(end):
+                    log.info("host %s was learnt on fabric port %s; forgotten", host.mac, end)

@@ -1,0 +1,102 @@
+"""Run the controller: OpenFlow server, background discovery and the REST API in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+
+import uvicorn
+
+from vtap.api.app import create_app
+from vtap.controller.core import Controller
+from vtap.errors import VtapError
+from vtap.ofchannel.server import OpenFlowServer
+from vtap.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service decides when to stop."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+def bind_api_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything starts, so an occupied port is a clear one-line error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise VtapError(f"REST API address {host}:{port} is already in use") from exc
+        raise VtapError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when run as the main program)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+
+    controller = Controller(settings)
+    api_sock = bind_api_socket(settings.api_host, settings.api_port)
+    openflow = OpenFlowServer(
+        settings.of_host,
+        settings.of_port,
+        controller.handle_session,
+        echo_interval=settings.echo_interval,
+        echo_timeout=settings.echo_timeout,
+        request_timeout=settings.request_timeout,
+    )
+    try:
+        await openflow.start()
+    except VtapError:
+        api_sock.close()
+        raise
+    api = _ApiServer(
+        uvicorn.Config(
+            create_app(controller), log_level="warning", lifespan="off", access_log=False
+        )
+    )
+    api_task = asyncio.create_task(api.serve(sockets=[api_sock]), name="rest-api")
+    background = asyncio.create_task(controller.run(), name="discovery")
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    log.info(
+        "vtap controller: OpenFlow on %s:%d, REST API on http://%s:%d",
+        settings.of_host,
+        openflow.port,
+        settings.api_host,
+        settings.api_port,
+    )
+    try:
+        done, _ = await asyncio.wait(
+            {api_task, background, stopper}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in done:
+            if task is not stopper and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        api.should_exit = True
+        stopper.cancel()
+        background.cancel()
+        await openflow.close()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(api_task, 5)
+        with contextlib.suppress(BaseException):
+            await background
+        api_sock.close()
+        log.info("vtap controller stopped")

@@ -1,0 +1,38 @@
+"""What the controller knows, shared by its parts (discovery, forwarding, API views).
+
+One object built by the controller, never a module global. The clock is injected so that the
+pure topology code gets time as an argument and tests can drive it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vtap.controller.installed import InstalledFlows
+from vtap.ofchannel.session import SwitchSession
+from vtap.settings import Settings
+from vtap.topology.graph import Topology
+from vtap.topology.hosts import HostTracker
+
+
+@dataclass
+class ControllerState:
+    settings: Settings
+    clock: Callable[[], float] = time.monotonic
+    topology: Topology = field(default_factory=Topology)
+    hosts: HostTracker = field(default_factory=HostTracker)
+    flows: InstalledFlows = field(default_factory=InstalledFlows)
+    sessions: dict[int, SwitchSession] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def now(self) -> float:
+        return self.clock()
+
+    def is_edge(self, dpid: int, port_no: int) -> bool:
+        from vtap.domain.network import PortRef
+
+        return self.topology.is_edge_port(
+            PortRef(dpid, port_no), self.now(), self.settings.edge_grace
+        )
