@@ -18,17 +18,19 @@ app = typer.Typer(
 
 def _register() -> None:
     from vtap.controller.cli import register as register_controller
+    from vtap.demo import register as register_demo
     from vtap.lab.cli import register as register_lab
 
     register_controller(app)
     register_lab(app)
+    register_demo(app)
 
 
 def main() -> None:
     """Entry point: operator errors become one line on stderr and exit code 1."""
     _register()
     try:
-        app(standalone_mode=False)
+        result = app(standalone_mode=False)
     except VtapError as exc:
         print(f"vtap: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -44,3 +46,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Without standalone mode click returns the code of a `raise typer.Exit(code)`.
+    sys.exit(result if isinstance(result, int) else 0)
