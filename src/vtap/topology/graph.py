@@ -43,6 +43,7 @@ class Topology:
         self._adjacencies: dict[Link, float] = {}  # directed link → last seen
         self._clock: dict[PortRef, float] = {}  # up, non-fabric ports → since when
         self._graph: nx.Graph | None = None  # rebuilt lazily after a change
+        self._fabric: frozenset[PortRef] | None = None  # likewise; read on every packet-in
         self._generation = 0
 
     # --- queries -------------------------------------------------------------------------
@@ -75,7 +76,7 @@ class Topology:
         return sorted(out)
 
     def is_fabric_port(self, ref: PortRef) -> bool:
-        return any(ref in (link.src, link.dst) for link in self._adjacencies)
+        return ref in self._fabric_ports()
 
     def is_edge_port(self, ref: PortRef, now: float, grace: float) -> bool:
         since = self._clock.get(ref)
@@ -135,7 +136,8 @@ class Topology:
         every host port wait for the grace period again.
         """
         old = self._switches.get(switch.dpid)
-        self._switches[switch.dpid] = replace(switch, connected=True)
+        ports_in_order = tuple(sorted(switch.ports, key=lambda p: p.port_no))
+        self._switches[switch.dpid] = replace(switch, ports=ports_in_order, connected=True)
         removed: list[Link] = []
         old_ports = {} if old is None else {p.port_no: p for p in old.ports}
         new_ports = {p.port_no: p for p in switch.ports}
@@ -201,6 +203,7 @@ class Topology:
         is_new = link not in self._adjacencies
         self._adjacencies[link] = now
         if is_new:
+            self._fabric = None
             self._clock.pop(link.src, None)
             self._clock.pop(link.dst, None)
             self._changed()
@@ -226,8 +229,10 @@ class Topology:
                 return False
         return True
 
-    def _fabric_ports(self) -> set[PortRef]:
-        return {ref for link in self._adjacencies for ref in (link.src, link.dst)}
+    def _fabric_ports(self) -> frozenset[PortRef]:
+        if self._fabric is None:
+            self._fabric = frozenset(r for link in self._adjacencies for r in (link.src, link.dst))
+        return self._fabric
 
     def _start_clock(self, ref: PortRef, now: float) -> None:
         if ref.port_no <= _MAX_PHYSICAL_PORT and not self.is_fabric_port(ref):
@@ -248,6 +253,7 @@ class Topology:
         """
         for link in links:
             del self._adjacencies[link]
+        self._fabric = None
         fabric = self._fabric_ports()
         for ref in {r for link in links for r in (link.src, link.dst)} - fabric:
             port = self.port(ref)
@@ -256,4 +262,5 @@ class Topology:
 
     def _changed(self) -> None:
         self._graph = None
+        self._fabric = None
         self._generation += 1
