@@ -162,6 +162,9 @@ class Controller:
             self.state.hosts.forget_port(PortRef(dpid, port.port_no))
         else:
             gone = self.state.topology.port_update(dpid, port, now)
+            if not port.up:
+                # Forget hosts behind a dead port; an ARP probe finds them wherever they are.
+                self.state.hosts.forget_port(PortRef(dpid, port.port_no))
         if gone:
             log.info(
                 "port %016x/%d %s: %d link(s) down",

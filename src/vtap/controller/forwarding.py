@@ -4,7 +4,7 @@ ARP is answered from the host table (proxy ARP) or sent only to edge ports, neve
 fabric, so the leaf-spine's loops cannot carry a broadcast storm. IPv4 is routed reactively: the
 first packet of a 5-tuple comes to the controller, which installs one entry per switch along a
 computed path (idle timeout, per-5-tuple counters for the flow-statistics view) and then
-re-injects the packet through the pipeline, so that TAP classification in table 0 sees it too.
+sends the packet on along the new path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 
 from vtap.compiler.forwarding import flow_key_of, path_rules
 from vtap.compiler.pipeline import Owner, owner_of
-from vtap.compiler.rules import FlowRule, Output, ReservedPort
+from vtap.compiler.rules import FlowRule, Output
 from vtap.controller.state import ControllerState
 from vtap.domain.network import FlowKey, Host, Link, PortRef
 from vtap.ofchannel import codec
@@ -115,9 +115,11 @@ class Forwarding:
             await self._probe(frame, ip.dst)
             return
         ok = await self._ensure_path(key, where, dst)
-        if ok:
-            # Re-inject through the pipeline: the new entries (and TAP table 0) handle it.
-            await session.send(codec.packet_out(data, [Output(ReservedPort.TABLE)], in_port))
+        rule = self._state.flows.hops(key).get(session.dpid)
+        if ok and rule is not None:
+            # Send it on with this switch's path actions, not back through table 0: TAP
+            # classification already saw this packet before it was punted from table 1.
+            await session.send(codec.packet_out(data, rule.actions, in_port))
 
     async def _ensure_path(self, key: FlowKey, where: PortRef, dst: Host) -> bool:
         pending = self._installing.get(key)
