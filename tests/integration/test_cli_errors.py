@@ -1,0 +1,77 @@
+"""Bad input and a hostile environment give one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.labkit import one_line_error, vtap
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_occupied_openflow_port_is_reported() -> None:
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = vtap(
+            "controller", "--of-port", str(port), "--api", f"127.0.0.1:{_free_port()}", timeout=30
+        )
+    message = one_line_error(proc)
+    assert f"OpenFlow port 127.0.0.1:{port} is already in use" in message
+
+
+def test_occupied_api_port_is_reported() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = vtap("controller", "--of-port", str(_free_port()), "--api", f"127.0.0.1:{port}")
+    assert "already in use" in one_line_error(proc)
+
+
+def test_malformed_api_address_is_reported() -> None:
+    assert "--api must be HOST:PORT" in one_line_error(vtap("controller", "--api", "localhost"))
+
+
+def test_lab_needs_root(tmp_path: Path) -> None:
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    proc = subprocess.run(
+        [*nobody, sys.executable, "-m", "vtap", "lab", "up", "--detach"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"VTAP_STATE_DIR": str(tmp_path)},
+        check=False,
+        timeout=60,
+    )
+    assert "root" in one_line_error(proc)
+
+
+def test_missing_ovs_binaries_are_reported(tmp_path: Path) -> None:
+    # A PATH with the tools the lab needs besides Open vSwitch, but none of OVS's.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("ip", "sysctl", "nsenter", "mnexec", "ps", "kill"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vtap", "lab", "up", "--detach"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PATH": str(bindir), "VTAP_STATE_DIR": str(tmp_path / "state")},
+        check=False,
+        timeout=60,
+    )
+    message = one_line_error(proc)
+    assert "openvswitch-switch" in message and "ovs-" in message
