@@ -123,3 +123,34 @@ async def test_packet_in_becomes_an_event() -> None:
     assert event == m.PacketIn(in_port=3, reason=0, table_id=1, cookie=5, data=b"abcd")
     session.close()
     await task
+
+
+async def test_a_stalled_switch_does_not_block_another() -> None:
+    from vtap.ofchannel.server import OpenFlowServer
+
+    joined: list[int] = []
+
+    async def handler(session: SwitchSession) -> None:
+        reader = asyncio.create_task(session.run())
+        await session.barrier()
+        joined.append(session.dpid or 0)
+        session.close()
+        await reader
+
+    server = OpenFlowServer("127.0.0.1", 0, handler)
+    await server.start()
+    try:
+        # A peer that connects and never says HELLO...
+        _, stalled = await asyncio.open_connection("127.0.0.1", server.port)
+        # ...while a healthy switch joins and is served at once.
+        good = FakeSwitch(dpid=0x77)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        task = asyncio.create_task(good.serve(reader, writer))
+        async with asyncio.timeout(2):
+            while not joined:
+                await asyncio.sleep(0.01)
+        assert joined == [0x77]
+        stalled.close()
+        await task
+    finally:
+        await server.close()
