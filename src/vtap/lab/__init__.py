@@ -1,0 +1,1 @@
+"""The emulated data center: Open vSwitch service, leaf-spine address plan, Mininet lab."""
