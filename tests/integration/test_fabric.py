@@ -154,6 +154,9 @@ def test_controller_restart_keeps_rules_and_restores_reachability(
         [sys.executable, "-m", "vtap", "controller"], stdout=log, stderr=subprocess.STDOUT
     )
     try:
+        # Entries stay on the switches (fail_mode=secure), so pings alone prove little: wait
+        # until every switch has rejoined the new controller, then check.
+        wait_until(lambda: _fabric_complete(lab, 32), timeout=15)
         deadline = restarted + 15
         report = ping_all(hosts)
         while report.failed and time.monotonic() < deadline:
