@@ -1,0 +1,21 @@
+"""Persistent policies: the repository protocol, SQLite for real use, memory for tests."""
+
+from vtap.store.base import (
+    DuplicateName,
+    DuplicatePolicy,
+    PolicyNotFound,
+    PolicyRepository,
+    StoreError,
+)
+from vtap.store.memory import MemoryPolicyRepository
+from vtap.store.sqlite import SqlitePolicyRepository
+
+__all__ = [
+    "DuplicateName",
+    "DuplicatePolicy",
+    "MemoryPolicyRepository",
+    "PolicyNotFound",
+    "PolicyRepository",
+    "SqlitePolicyRepository",
+    "StoreError",
+]

@@ -1,0 +1,82 @@
+"""The policy repository contract, shared by the SQLite store and the in-memory one.
+
+Both raise the same errors, so the API maps them to HTTP answers once (404, 409) whatever store
+is wired in, and the same contract tests run against both.
+
+Timestamps come in as arguments (`now`): the store never reads the clock, which keeps it
+deterministic under test and lets the caller stamp a batch of changes with one time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from vtap.domain.policy import Policy, PolicySpec
+from vtap.errors import VtapError
+
+
+class StoreError(VtapError):
+    """The store cannot do what was asked (the message says why)."""
+
+
+class PolicyNotFound(StoreError):
+    def __init__(self, policy_id: int) -> None:
+        super().__init__(f"no policy with id {policy_id}")
+        self.policy_id = policy_id
+
+
+class DuplicatePolicy(StoreError):
+    """Another policy has the same match and monitor (API: 409)."""
+
+    def __init__(self, existing_id: int) -> None:
+        super().__init__(f"policy {existing_id} already has the same match and monitor")
+        self.existing_id = existing_id
+
+
+class DuplicateName(StoreError):
+    """Another policy has this name; names are unique (API: 409)."""
+
+    def __init__(self, name: str, existing_id: int) -> None:
+        super().__init__(f"policy {existing_id} is already named {name!r}")
+        self.name = name
+        self.existing_id = existing_id
+
+
+class PolicyRepository(Protocol):
+    """Policies by id, plus the persistent copy-tag allocations.
+
+    Ids are never reused, not even after a delete: rules on switches carry the policy id in
+    their cookie, and a stale rule must never be mistaken for a new policy's.
+    """
+
+    def add(self, spec: PolicySpec, now: datetime) -> Policy:
+        """Store a new policy. DuplicatePolicy / DuplicateName if it clashes with another."""
+        ...
+
+    def get(self, policy_id: int) -> Policy:
+        """The policy, or PolicyNotFound."""
+        ...
+
+    def list(self) -> list[Policy]:
+        """Every policy, by id."""
+        ...
+
+    def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
+        """Replace a policy's spec (same duplicate checks as add, ignoring the policy itself)."""
+        ...
+
+    def delete(self, policy_id: int) -> None:
+        """Remove a policy, or PolicyNotFound."""
+        ...
+
+    def get_tags(self) -> dict[str, int]:
+        """Copy-tag allocations (key → VLAN id), as last set."""
+        ...
+
+    def set_tags(self, mapping: Mapping[str, int]) -> None:
+        """Replace all copy-tag allocations at once."""
+        ...
+
+    def close(self) -> None: ...

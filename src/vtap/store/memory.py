@@ -1,0 +1,63 @@
+"""An in-memory policy repository: for unit and API tests, same contract as the SQLite one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from vtap.domain.policy import Policy, PolicySpec
+from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound
+
+
+class MemoryPolicyRepository:
+    def __init__(self) -> None:
+        self._policies: dict[int, Policy] = {}
+        self._tags: dict[str, int] = {}
+        self._last_id = 0
+
+    def _check_unique(self, spec: PolicySpec, exclude: int | None) -> None:
+        """The same policy elsewhere is reported before a mere name clash."""
+        others = [p for p in self.list() if p.id != exclude]
+        identity = spec.identity()
+        for policy in others:
+            if policy.identity() == identity:
+                raise DuplicatePolicy(policy.id)
+        for policy in others:
+            if policy.name == spec.name:
+                raise DuplicateName(spec.name, policy.id)
+
+    def add(self, spec: PolicySpec, now: datetime) -> Policy:
+        self._check_unique(spec, None)
+        self._last_id += 1
+        policy = Policy.stored(self._last_id, spec, now, now)
+        self._policies[policy.id] = policy
+        return policy
+
+    def get(self, policy_id: int) -> Policy:
+        try:
+            return self._policies[policy_id]
+        except KeyError:
+            raise PolicyNotFound(policy_id) from None
+
+    def list(self) -> list[Policy]:
+        return [self._policies[i] for i in sorted(self._policies)]
+
+    def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
+        old = self.get(policy_id)
+        self._check_unique(spec, policy_id)
+        policy = Policy.stored(policy_id, spec, old.created_at, now)
+        self._policies[policy_id] = policy
+        return policy
+
+    def delete(self, policy_id: int) -> None:
+        self.get(policy_id)
+        del self._policies[policy_id]
+
+    def get_tags(self) -> dict[str, int]:
+        return dict(self._tags)
+
+    def set_tags(self, mapping: Mapping[str, int]) -> None:
+        self._tags = dict(mapping)
+
+    def close(self) -> None:
+        pass

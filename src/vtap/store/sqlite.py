@@ -1,0 +1,199 @@
+"""The policy repository in one SQLite file (stdlib sqlite3).
+
+Why this shape:
+* One row per policy with the spec as JSON, plus `name` and `identity` columns that carry
+  UNIQUE constraints. The spec is validated by pydantic on the way in and out, so the JSON
+  column needs no schema of its own, while the constraints keep the file consistent even if
+  the Python-side duplicate check were bypassed.
+* `AUTOINCREMENT`, so ids are never reused after a delete (cookies on switches name them).
+* WAL journal: readers (the API) do not block on the writer; `synchronous=NORMAL` is safe with
+  WAL and a policy change is durable once the call returns.
+* Every write runs in `BEGIN IMMEDIATE … COMMIT` under a lock, and is rolled back on any error,
+  so a failed write leaves the file as it was. The connection is shared by the asyncio thread
+  and whatever thread pool FastAPI uses, hence `check_same_thread=False` plus the lock.
+* `schema_version` records the layout; a file written by a newer vtap is refused rather than
+  misread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from vtap.domain.policy import Policy, PolicySpec
+from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound, StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS policies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    identity TEXT NOT NULL UNIQUE,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+def _identity_text(spec: PolicySpec) -> str:
+    return json.dumps(list(spec.identity()), separators=(",", ":"))
+
+
+class SqlitePolicyRepository:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            with self._write() as db:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                row = db.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+                elif row["version"] > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{path}: schema version {row['version']} is newer than this vtap "
+                        f"understands ({SCHEMA_VERSION})"
+                    )
+        except StoreError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise StoreError(f"{path}: cannot open policy store: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._db
+
+    # --- policies -------------------------------------------------------------------------
+
+    @staticmethod
+    def _row_policy(row: sqlite3.Row) -> Policy:
+        spec = PolicySpec.model_validate_json(row["spec"])
+        return Policy.stored(
+            row["id"],
+            spec,
+            datetime.fromisoformat(row["created_at"]),
+            datetime.fromisoformat(row["updated_at"]),
+        )
+
+    @staticmethod
+    def _check_unique(db: sqlite3.Connection, spec: PolicySpec, exclude: int) -> None:
+        row = db.execute(
+            "SELECT id FROM policies WHERE identity = ? AND id != ?",
+            (_identity_text(spec), exclude),
+        ).fetchone()
+        if row is not None:
+            raise DuplicatePolicy(row["id"])
+        row = db.execute(
+            "SELECT id FROM policies WHERE name = ? AND id != ?", (spec.name, exclude)
+        ).fetchone()
+        if row is not None:
+            raise DuplicateName(spec.name, row["id"])
+
+    def add(self, spec: PolicySpec, now: datetime) -> Policy:
+        with self._write() as db:
+            self._check_unique(db, spec, 0)
+            cursor = db.execute(
+                "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    spec.name,
+                    _identity_text(spec),
+                    spec.model_dump_json(),
+                    now.isoformat(),
+                    now.isoformat(),
+                ),
+            )
+            policy_id = cursor.lastrowid
+        assert policy_id is not None
+        return Policy.stored(policy_id, spec, now, now)
+
+    def get(self, policy_id: int) -> Policy:
+        with self._read() as db:
+            row = db.execute("SELECT * FROM policies WHERE id = ?", (policy_id,)).fetchone()
+        if row is None:
+            raise PolicyNotFound(policy_id)
+        return self._row_policy(row)
+
+    def list(self) -> list[Policy]:
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM policies ORDER BY id").fetchall()
+        return [self._row_policy(r) for r in rows]
+
+    def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
+        with self._write() as db:
+            row = db.execute(
+                "SELECT created_at FROM policies WHERE id = ?", (policy_id,)
+            ).fetchone()
+            if row is None:
+                raise PolicyNotFound(policy_id)
+            self._check_unique(db, spec, policy_id)
+            db.execute(
+                "UPDATE policies SET name = ?, identity = ?, spec = ?, updated_at = ? WHERE id = ?",
+                (
+                    spec.name,
+                    _identity_text(spec),
+                    spec.model_dump_json(),
+                    now.isoformat(),
+                    policy_id,
+                ),
+            )
+            created_at = datetime.fromisoformat(row["created_at"])
+        return Policy.stored(policy_id, spec, created_at, now)
+
+    def delete(self, policy_id: int) -> None:
+        with self._write() as db:
+            cursor = db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
+            if cursor.rowcount == 0:
+                raise PolicyNotFound(policy_id)
+
+    # --- tags -----------------------------------------------------------------------------
+
+    def get_tags(self) -> dict[str, int]:
+        with self._read() as db:
+            rows = db.execute("SELECT key, value FROM tags ORDER BY key").fetchall()
+        return {r["key"]: r["value"] for r in rows}
+
+    def set_tags(self, mapping: Mapping[str, int]) -> None:
+        items = sorted((str(k), int(v)) for k, v in mapping.items())
+        with self._write() as db:
+            db.execute("DELETE FROM tags")
+            db.executemany("INSERT INTO tags (key, value) VALUES (?, ?)", items)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,170 @@
+"""One contract, two stores: the same tests run against SQLite and memory."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from vtap.domain.policy import PolicySpec
+from vtap.store import (
+    DuplicateName,
+    DuplicatePolicy,
+    MemoryPolicyRepository,
+    PolicyNotFound,
+    PolicyRepository,
+    SqlitePolicyRepository,
+    StoreError,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(minutes=5)
+
+
+def spec(name: str = "tap1", dst: int = 2, **extra: object) -> PolicySpec:
+    return PolicySpec.model_validate(
+        {
+            "name": name,
+            "src_ip": "10.0.0.1",
+            "dst_ip": f"10.0.0.{dst}",
+            "monitor_mac": "00:00:00:00:00:03",
+            **extra,
+        }
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PolicyRepository]:
+    store: PolicyRepository
+    if request.param == "memory":
+        store = MemoryPolicyRepository()
+    else:
+        store = SqlitePolicyRepository(tmp_path / "vtap.db")
+    yield store
+    store.close()
+
+
+def test_add_get_list(repo: PolicyRepository) -> None:
+    a = repo.add(spec("a", 2), T0)
+    b = repo.add(spec("b", 4, ip_proto=6, dst_port=80), T0)
+    assert (a.id, b.id) == (1, 2)
+    assert a.created_at == a.updated_at == T0
+    assert repo.get(b.id) == b
+    assert repo.get(b.id).dst_port == 80
+    assert [p.id for p in repo.list()] == [1, 2]
+
+
+def test_unknown_id(repo: PolicyRepository) -> None:
+    with pytest.raises(PolicyNotFound) as info:
+        repo.get(9)
+    assert info.value.policy_id == 9
+    with pytest.raises(PolicyNotFound):
+        repo.update(9, spec(), T0)
+    with pytest.raises(PolicyNotFound):
+        repo.delete(9)
+
+
+def test_duplicates(repo: PolicyRepository) -> None:
+    a = repo.add(spec("a", 2), T0)
+    with pytest.raises(DuplicatePolicy) as dup:
+        repo.add(
+            spec("other", 2, delivery="rewrite", dst_mac="00:00:00:00:00:02").model_copy(
+                update={"dst_mac": None}
+            ),
+            T0,
+        )
+    assert dup.value.existing_id == a.id
+    with pytest.raises(DuplicateName) as name:
+        repo.add(spec("a", 5), T0)
+    assert name.value.existing_id == a.id
+    assert isinstance(name.value, StoreError)
+    assert len(repo.list()) == 1
+
+
+def test_update(repo: PolicyRepository) -> None:
+    a = repo.add(spec("a", 2), T0)
+    b = repo.add(spec("b", 4), T0)
+    same = repo.update(a.id, spec("a", 2, enabled=False), T1)  # itself is no duplicate
+    assert same.enabled is False
+    assert same.created_at == T0
+    assert same.updated_at == T1
+    assert repo.get(a.id) == same
+    with pytest.raises(DuplicatePolicy):
+        repo.update(a.id, spec("a", 4), T1)
+    with pytest.raises(DuplicateName):
+        repo.update(a.id, spec("b", 9), T1)
+    assert repo.get(a.id) == same  # failed updates change nothing
+    assert repo.get(b.id) == b
+
+
+def test_delete_and_ids_are_not_reused(repo: PolicyRepository) -> None:
+    a = repo.add(spec("a", 2), T0)
+    b = repo.add(spec("b", 4), T0)
+    repo.delete(b.id)
+    with pytest.raises(PolicyNotFound):
+        repo.get(b.id)
+    c = repo.add(spec("b", 4), T0)  # the same policy again is fine once the old one is gone
+    assert c.id == 3
+    assert [p.id for p in repo.list()] == [a.id, c.id]
+
+
+def test_tags(repo: PolicyRepository) -> None:
+    assert repo.get_tags() == {}
+    repo.set_tags({"monitor:00:00:00:00:00:03": 3900, "policy:4": 3901})
+    assert repo.get_tags() == {"monitor:00:00:00:00:00:03": 3900, "policy:4": 3901}
+    repo.set_tags({"policy:4": 3901})
+    assert repo.get_tags() == {"policy:4": 3901}
+
+
+def test_sqlite_reopen_finds_everything(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "vtap.db"
+    repo = SqlitePolicyRepository(path)
+    a = repo.add(spec("a", 2, vlan_id=100), T0)
+    b = repo.add(spec("b", 4), T0)
+    repo.update(b.id, spec("b", 5), T1)
+    repo.delete(a.id)
+    repo.set_tags({"monitor:00:00:00:00:00:03": 3950})
+    before = repo.list()
+    repo.close()
+
+    again = SqlitePolicyRepository(path)
+    assert again.list() == before
+    assert again.get(b.id).dst_ip == "10.0.0.5"
+    assert again.get(b.id).updated_at == T1
+    assert again.get_tags() == {"monitor:00:00:00:00:00:03": 3950}
+    assert again.add(spec("c", 6), T1).id == 3
+    again.close()
+
+
+def test_sqlite_failed_write_corrupts_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "vtap.db"
+    repo = SqlitePolicyRepository(path)
+    repo.set_tags({"a": 3900})
+    with pytest.raises(OverflowError):
+        repo.set_tags({"a": 1, "b": 2**70})  # fails after the delete and the first insert
+    assert repo.get_tags() == {"a": 3900}
+    repo.add(spec("a", 2), T0)
+    assert len(repo.list()) == 1
+    repo.close()
+
+
+def test_sqlite_refuses_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "vtap.db"
+    SqlitePolicyRepository(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE schema_version SET version = 99")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        SqlitePolicyRepository(path)
+
+
+def test_sqlite_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "vtap.db"
+    SqlitePolicyRepository(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
