@@ -65,10 +65,13 @@ def build_lab_app() -> typer.Typer:
     ) -> None:
         """Build the lab; without --detach it runs until Ctrl-C and then removes itself."""
         from vtap.lab.holder import LabConfig
+        from vtap.lab.ovs import OvsTools
 
         require_root("vtap lab up")
         settings = Settings()
         plan = LeafSpinePlan(spines, leaves, hosts_per_leaf)
+        if of_port is not None and not 0 < of_port < 65536:
+            raise LabError(f"--of-port must be 1..65535, not {of_port}")
         api_host, api_port = parse_hostport(api) if api else (settings.api_host, settings.api_port)
         config = LabConfig(
             plan=plan,
@@ -80,6 +83,7 @@ def build_lab_app() -> typer.Typer:
             ovs_rundir=settings.ovs_rundir,
         )
         StateStore(config.state_dir).check_free()
+        OvsTools.find()  # a missing OVS binary is reported here, before anything starts
         if detach:
             from vtap.lab.detach import start_detached
 
