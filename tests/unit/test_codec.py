@@ -20,6 +20,7 @@ from vtap.compiler.rules import (
     PopVlan,
     PushVlan,
     ReservedPort,
+    Resubmit,
     SetField,
     ToGroup,
 )
@@ -104,6 +105,41 @@ def test_group_round_trip() -> None:
         offset += bucket.len
     desc = SimpleNamespace(group_id=group_id, type=group_type, buckets=buckets)
     assert codec._group_rule(desc) == group
+
+
+def test_group_with_resubmit_round_trip() -> None:
+    """A TAP group: production resubmits to forwarding, the copy is tagged and sent on."""
+    group = GroupRule(
+        0x56000001,
+        GroupType.ALL,
+        (
+            Bucket((Resubmit(1),)),
+            Bucket((PushVlan(0x88A8), SetField("vlan_vid", 0x1000 | 3900), Output(2))),
+        ),
+    )
+    buf = codec.encode(codec.group_add(group), 4)
+    parser = codec.codec_parser()
+    buckets, offset = [], 16
+    while offset < len(buf):
+        bucket = parser.OFPBucket.parser(buf, offset)
+        buckets.append(bucket)
+        offset += bucket.len
+    resubmit = buckets[0].actions[0]
+    assert isinstance(resubmit, parser.NXActionResubmitTable)
+    assert (resubmit.in_port, resubmit.table_id) == (0xFFF8, 1)
+    desc = SimpleNamespace(group_id=0x56000001, type=ofp.OFPGT_ALL, buckets=buckets)
+    assert codec._group_rule(desc) == group
+
+
+def test_flow_with_resubmit_round_trip() -> None:
+    rule = FlowRule(0, 1001, Match(in_port=3), (Resubmit(1), Output(4)), cookie=5)
+    assert codec._flow_rule(_reparse(codec.flow_add(rule))) == rule
+
+
+def test_resubmit_to_another_port_is_not_ours() -> None:
+    parser = codec.codec_parser()
+    with pytest.raises(codec.CodecError):
+        codec.from_ofp_actions([parser.NXActionResubmitTable(in_port=7, table_id=1)])
 
 
 def test_delete_strict_carries_cookie_and_full_mask() -> None:

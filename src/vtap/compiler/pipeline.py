@@ -15,8 +15,15 @@ from enum import IntEnum
 TABLE_TAP = 0
 TABLE_FORWARD = 1
 
-# Table 0
+# Table 0, highest first. A copy of a packet carries an outer tag from the reserved range;
+# guards drop such tags arriving from hosts, transit/delivery rules carry copies to the
+# monitor above every classification rule (a copy is never copied again), and classification
+# rules sit at PRIO_TAP_BASE + the number of policies they combine (see compiler/tap.py).
 PRIO_LLDP_TRAP = 65000
+PRIO_GUARD = 60000
+PRIO_COPY_TRANSIT = 50000
+PRIO_TAP_MAX = PRIO_COPY_TRANSIT - 1
+PRIO_TAP_BASE = 1000
 PRIO_TAP_DEFAULT = 0
 # Table 1
 PRIO_PATH = 1000
@@ -33,6 +40,7 @@ class Owner(IntEnum):
     PIPELINE = 1  # static trap and table-miss rules
     FORWARDING = 2  # reactive per-5-tuple paths
     POLICY = 3  # TAP policies (owner id = policy id)
+    TAP_SHARED = 4  # TAP rules several policies need (combinations, copy transit, guards)
 
 
 def cookie(owner: Owner, owner_id: int = 0) -> int:
@@ -50,6 +58,16 @@ def owner_of(value: int) -> tuple[Owner, int] | None:
     except ValueError:
         return None
     return owner, value & _ID_MASK
+
+
+# Groups carry no cookie in OpenFlow 1.3, so vtap owns a range of group ids instead.
+GROUP_ID_FIRST = 0x56000000
+GROUP_ID_LAST = 0x56FFFFFF
+
+
+def owns_group(group_id: int) -> bool:
+    """True for a group id in vtap's range: the reconciler may delete it."""
+    return GROUP_ID_FIRST <= group_id <= GROUP_ID_LAST
 
 
 def owner_mask() -> int:

@@ -85,7 +85,18 @@ class ToGroup:
     group_id: int
 
 
-Action = Output | SetField | PushVlan | PopVlan | ToGroup
+@dataclass(frozen=True, slots=True)
+class Resubmit:
+    """Run the packet through `table_id` now, then carry on (Nicira `resubmit(,table)`).
+
+    Unlike goto-table it is an action, so it works inside a group bucket: a TAP group's
+    production bucket resubmits to forwarding while another bucket carries the copy.
+    """
+
+    table_id: int
+
+
+Action = Output | SetField | PushVlan | PopVlan | ToGroup | Resubmit
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from vtap.compiler.rules import (
     PopVlan,
     PushVlan,
     ReservedPort,
+    Resubmit,
     SetField,
     ToGroup,
 )
@@ -53,6 +54,7 @@ class _Datapath:
 
 
 _DP = _Datapath()
+_NX_IN_PORT = 0xFFF8  # Nicira actions use OpenFlow 1.0 port numbers: OFPP_IN_PORT
 
 
 def codec_parser() -> object:
@@ -133,6 +135,9 @@ def to_ofp_actions(actions: Iterable[Action]) -> list[object]:
                 out.append(parser.OFPActionPopVlan())
             case ToGroup(group_id=group_id):
                 out.append(parser.OFPActionGroup(group_id))
+            case Resubmit(table_id=table_id):
+                # in_port OFPP_IN_PORT (16-bit 0xfff8): look up with the packet's own in_port.
+                out.append(parser.NXActionResubmitTable(in_port=_NX_IN_PORT, table_id=table_id))
             case _:
                 raise CodecError(f"cannot encode action {action!r}")
     return out
@@ -153,6 +158,8 @@ def from_ofp_actions(actions: Iterable[object]) -> tuple[Action, ...]:
             out.append(PopVlan())
         elif isinstance(action, parser.OFPActionGroup):
             out.append(ToGroup(action.group_id))
+        elif isinstance(action, parser.NXActionResubmitTable) and action.in_port == _NX_IN_PORT:
+            out.append(Resubmit(action.table_id))
         else:
             raise CodecError(f"action {type(action).__name__} is not supported by vtap")
     return tuple(out)
