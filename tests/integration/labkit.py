@@ -17,7 +17,9 @@ from vtap.lab.topo import LeafSpinePlan
 OURS = "cookie=0x5654"
 
 
-def vtap(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def vtap(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "vtap", *args],
         capture_output=True,

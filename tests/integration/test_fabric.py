@@ -77,7 +77,9 @@ def test_topology_lists_switches_links_and_hosts_on_the_right_ports(lab: Lab) ->
     assert names == {s.name for s in lab.plan.switches}
 
     seen_links = {
-        frozenset({(lk["a"]["switch"], lk["a"]["port_no"]), (lk["b"]["switch"], lk["b"]["port_no"])})
+        frozenset(
+            {(lk["a"]["switch"], lk["a"]["port_no"]), (lk["b"]["switch"], lk["b"]["port_no"])}
+        )
         for lk in topo["links"]
     }
     want_links = set()
@@ -138,9 +140,7 @@ def _entry_key(line: str) -> str:
     return fields.split(" actions=")[0]
 
 
-def test_controller_restart_keeps_rules_and_restores_reachability(
-    lab: Lab, tmp_path: Path
-) -> None:
+def test_controller_restart_keeps_rules_and_restores_reachability(lab: Lab, tmp_path: Path) -> None:
     hosts = _hosts(lab)
     assert ping_all(hosts).failed == []
     before = _all_our_flows(lab)
