@@ -1,0 +1,603 @@
+"""TAP policies → OpenFlow rules: classify in table 0, copy with an ALL group, carry copies by tag.
+
+A pure function of (enabled policies, topology, hosts, tag allocations, config); the controller
+calls it after every change and hands the result, merged with the forwarding rules, to the
+reconciler. Decisions, in the order a packet meets them:
+
+**Classification** happens once per packet, at one switch, so no monitor ever gets two copies
+from one policy. A policy with a source (`src_mac`/`src_ip`) is classified at the source host's
+edge switch on the source's port. A policy with only a destination is classified at the
+destination's edge switch, on every port but the destination's own and its monitor's (a monitor
+never becomes a source of copies): the packet enters that switch exactly once, by whichever
+port. The rule matches every given field (`eth_type` 0x0800 when an IP field is given; ports as
+tcp_/udp_ by `ip_proto`; `vlan_id` as the packet's own tag) and applies an ALL group.
+
+**The group**: bucket 1 is production — `Resubmit(TABLE_FORWARD)`, so forwarding proceeds as if
+there were no TAP (wildcard destinations included); then one copy bucket per monitor.
+
+**Copies travel tagged** in both delivery modes: an outer 802.1ad tag (TPID 0x88a8) from a
+reserved VLAN range is pushed outside any tag the packet has. `tagged` delivery uses one tag per
+monitor (`monitor:<mac>`); `rewrite` delivery (the seed's method, kept for compatibility) also
+rewrites eth_dst/ipv4_dst to the monitor's and needs a tag per policy (`policy:<id>`) so that the
+monitor's edge knows which destination to restore. Copies follow the monitor's copy tree
+(compiler/copytree.py): each switch on the way holds a transit rule `in_port=<from child>,
+vlan_vid=<tag> → output:<toward monitor>`; the monitor's edge holds the delivery rule
+`vlan_vid=<tag> → pop the tag (rewrite: restore dst_mac/dst_ip), output:<monitor port>`. These
+rules sit above every classification rule, so a copy is never classified — never copied again.
+Transit rules also match the port a copy comes from, so that rules of two different trees (for a
+moment, during a topology change) cannot form a loop for copies. When the monitor hangs off the
+classifying switch the copy bucket is a plain output (IN_PORT when it is the ingress port, since
+OpenFlow drops output to the ingress port), with no tag and no rewrite.
+
+**Guards**: a genuine frame must never look like a copy. Every edge (non-fabric) port of every
+switch drops frames that arrive carrying a copy tag in use, above everything but LLDP. So
+genuine traffic from a source to the monitor host is never altered, and no host can inject
+"copies".
+
+**Several policies on one packet**: policies classified at the same switch port are combined
+(compiler/overlap.py): one rule per distinct intersection at `PRIO_TAP_BASE + |policies|`, whose
+group has ONE copy bucket per distinct monitor — each monitor gets exactly one copy. For a
+monitor fed by several of the combined policies the bucket is the first tagged one's (no address
+rewrite), else the lowest-id rewrite policy's (any of them restores the same addresses, since
+each pins the packet's dst_mac and dst_ip). A destination-only policy sees, on fabric ports,
+packets that a source policy may already have copied at another switch: such source policies
+take part as *suppressors*, so a monitor they already fed gets no second copy.
+
+**Ownership**: a rule or group that exists for one policy carries `cookie(POLICY, id)`; rules
+shared by several (combinations, transit and delivery of a shared tag, guards) carry
+`cookie(TAP_SHARED)`. Groups have no cookie in OpenFlow 1.3; vtap owns the id range in
+pipeline.py. A one-policy group's id is `GROUP_ID_FIRST + policy id`; others hash their
+(policy ids, hairpin port) into the upper half of the range, collisions resolved by probing in
+sorted order per switch.
+
+**Tags are allocated by the caller** (tags.allocate, persisted in the store): compile, allocate
+`plan.missing_tags(tags)`, compile again. A policy whose tag is missing is pending.
+
+**Limits**: one copy tag per monitor (tagged) or per rewrite policy, out of the reserved range
+(default 101); overlap combinations bounded per switch port (TapConfig.max_combinations);
+a `vlan_id` filter inside the reserved range can never match (guards drop it) and is pending.
+OVS must parse two VLAN headers (`other_config:vlan-limit=2` or 0) for VLAN-filtered copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from vtap.compiler.copytree import CopyTree, Step
+from vtap.compiler.overlap import Combination, CubeIndex, Member, Value, combine, meet
+from vtap.compiler.pipeline import (
+    GROUP_ID_FIRST,
+    PRIO_COPY_TRANSIT,
+    PRIO_GUARD,
+    PRIO_TAP_BASE,
+    PRIO_TAP_MAX,
+    TABLE_FORWARD,
+    TABLE_TAP,
+    Owner,
+    cookie,
+)
+from vtap.compiler.rules import (
+    OFPVID_PRESENT,
+    Action,
+    Bucket,
+    FlowRule,
+    GroupRule,
+    GroupType,
+    Match,
+    Output,
+    PopVlan,
+    PushVlan,
+    ReservedPort,
+    Resubmit,
+    SetField,
+    ToGroup,
+)
+from vtap.compiler.tags import TapConfig, monitor_tag_key, policy_tag_key
+from vtap.domain.network import Host, PortRef, dpid_str
+from vtap.domain.policy import IP_PROTO_TCP, IP_PROTO_UDP, Policy
+from vtap.packets import ETH_TYPE_IPV4
+from vtap.topology.graph import Topology
+
+__all__ = [
+    "HostLookup",
+    "PlanState",
+    "PolicyPlan",
+    "StaticHosts",
+    "TapConfig",
+    "TapPlan",
+    "compile_tap",
+]
+
+_MAX_PHYSICAL_PORT = 0xFFFFFF00
+_HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
+FlowId = tuple[int, int, Match]
+
+
+class HostLookup(Protocol):
+    """Where hosts are: HostTracker, or StaticHosts in tests."""
+
+    def by_mac(self, mac: str) -> Host | None: ...
+
+    def by_ip(self, ip: str) -> Host | None: ...
+
+
+class StaticHosts:
+    """A fixed host table with the HostTracker lookup interface."""
+
+    def __init__(self, hosts: Iterable[Host]) -> None:
+        self._by_mac = {h.mac.lower(): h for h in hosts}
+        self._by_ip = {h.ip: h for h in self._by_mac.values() if h.ip is not None}
+
+    def by_mac(self, mac: str) -> Host | None:
+        return self._by_mac.get(mac.lower())
+
+    def by_ip(self, ip: str) -> Host | None:
+        return self._by_ip.get(ip)
+
+
+class PlanState(StrEnum):
+    READY = "ready"  # rules compiled; active once the switches in `dpids` confirmed them
+    PENDING = "pending"  # waiting for something (see `reason`); becomes ready by itself
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyPlan:
+    policy_id: int
+    state: PlanState
+    reason: str = ""
+    dpids: frozenset[int] = frozenset()
+
+
+@dataclass(slots=True)
+class TapPlan:
+    """Everything the TAP policies need, per switch, and what became of each policy."""
+
+    flows: dict[int, list[FlowRule]]
+    groups: dict[int, list[GroupRule]]
+    policies: dict[int, PolicyPlan]
+    tags_needed: frozenset[str]
+    flow_owners: dict[int, dict[FlowId, frozenset[int]]] = field(default_factory=dict)
+    group_owners: dict[int, dict[int, frozenset[int]]] = field(default_factory=dict)
+
+    def missing_tags(self, tags: Mapping[str, int]) -> frozenset[str]:
+        """Needed tag keys without an allocation: allocate them and compile again."""
+        return frozenset(k for k in self.tags_needed if k not in tags)
+
+    def rules_for(self, policy_id: int) -> dict[int, tuple[list[FlowRule], list[GroupRule]]]:
+        """The rules that exist because of this policy (shared ones included), per switch."""
+        out: dict[int, tuple[list[FlowRule], list[GroupRule]]] = {}
+        for dpid in sorted(self.flows.keys() | self.groups.keys()):
+            owners = self.flow_owners.get(dpid, {})
+            flows = [r for r in self.flows.get(dpid, []) if policy_id in owners.get(r.key, ())]
+            gowners = self.group_owners.get(dpid, {})
+            groups = [
+                g for g in self.groups.get(dpid, []) if policy_id in gowners.get(g.group_id, ())
+            ]
+            if flows or groups:
+                out[dpid] = (flows, groups)
+        return out
+
+
+@dataclass(slots=True)
+class _Ready:
+    """A policy whose hosts, path and tag are all known: it can be compiled."""
+
+    policy: Policy
+    monitor: Host
+    origin: int
+    in_ports: list[int]
+    cube: dict[str, Value]
+    steps: list[Step]
+    tag: int | None  # None when the monitor hangs off the classifying switch
+
+    @property
+    def pid(self) -> int:
+        return self.policy.id
+
+
+class _Pending(Exception):
+    """Why a policy cannot be compiled now."""
+
+
+def policy_cube(policy: Policy) -> dict[str, Value]:
+    """The policy's match fields as OpenFlow match names (without in_port)."""
+    cube: dict[str, Value] = {}
+    if policy.src_mac is not None:
+        cube["eth_src"] = policy.src_mac
+    if policy.dst_mac is not None:
+        cube["eth_dst"] = policy.dst_mac
+    if policy.vlan_id is not None:
+        cube["vlan_vid"] = OFPVID_PRESENT | policy.vlan_id
+    if policy.src_ip is not None or policy.dst_ip is not None or policy.ip_proto is not None:
+        cube["eth_type"] = ETH_TYPE_IPV4
+    if policy.src_ip is not None:
+        cube["ipv4_src"] = policy.src_ip
+    if policy.dst_ip is not None:
+        cube["ipv4_dst"] = policy.dst_ip
+    if policy.ip_proto is not None:
+        cube["ip_proto"] = policy.ip_proto
+    prefix = {IP_PROTO_TCP: "tcp", IP_PROTO_UDP: "udp"}.get(policy.ip_proto or -1)
+    if prefix is not None:
+        if policy.src_port is not None:
+            cube[f"{prefix}_src"] = policy.src_port
+        if policy.dst_port is not None:
+            cube[f"{prefix}_dst"] = policy.dst_port
+    return cube
+
+
+def _label(topology: Topology, dpid: int) -> str:
+    sw = topology.switch(dpid)
+    return sw.name if sw is not None and sw.name else dpid_str(dpid)
+
+
+def _physical_ports(topology: Topology, dpid: int) -> list[int]:
+    sw = topology.switch(dpid)
+    if sw is None:
+        return []
+    return [p.port_no for p in sw.ports if p.port_no <= _MAX_PHYSICAL_PORT]
+
+
+def _edge_ports(topology: Topology, dpid: int) -> list[int]:
+    return [
+        p for p in _physical_ports(topology, dpid) if not topology.is_fabric_port(PortRef(dpid, p))
+    ]
+
+
+def _resolve(hosts: HostLookup, mac: str | None, ip: str | None, role: str) -> Host:
+    by_mac = hosts.by_mac(mac) if mac is not None else None
+    by_ip = hosts.by_ip(ip) if ip is not None else None
+    if mac is not None and by_mac is None:
+        raise _Pending(f"{role} host {mac} not discovered yet")
+    if ip is not None and by_ip is None:
+        raise _Pending(f"{role} host {ip} not discovered yet")
+    if by_mac is not None and by_ip is not None and by_mac.mac != by_ip.mac:
+        raise _Pending(f"{role} {mac} and {ip} are two different hosts")
+    host = by_mac or by_ip
+    assert host is not None
+    return host
+
+
+class _Compiler:
+    def __init__(
+        self,
+        topology: Topology,
+        hosts: HostLookup,
+        tags: Mapping[str, int],
+        config: TapConfig,
+    ) -> None:
+        self.topology = topology
+        self.hosts = hosts
+        self.config = config
+        self.graph_nodes = set(topology.graph.nodes)
+        self.trees: dict[str, CopyTree] = {}
+        self.needed: set[str] = set()
+        # A tag value held by two keys (a corrupt allocation) is valid for neither.
+        holders: dict[int, list[str]] = defaultdict(list)
+        for key, value in tags.items():
+            holders[value].append(key)
+        self.tags = {k: v for k, v in tags.items() if config.in_range(v) and len(holders[v]) == 1}
+        self.exhausted = len(self.tags) >= config.size
+
+    # --- per policy ------------------------------------------------------------------------
+
+    def prepare(self, policy: Policy) -> _Ready:
+        cfg = self.config
+        if policy.vlan_id is not None and cfg.in_range(policy.vlan_id):
+            raise _Pending(
+                f"vlan_id {policy.vlan_id} lies in the reserved copy-tag range "
+                f"{cfg.describe_range()} and can never match"
+            )
+        monitor = _resolve(self.hosts, policy.monitor_mac, policy.monitor_ip, "monitor")
+        mon_edge = monitor.location.dpid
+        if policy.has_source:
+            source = _resolve(self.hosts, policy.src_mac, policy.src_ip, "source")
+            if source.mac == monitor.mac:
+                raise _Pending(f"monitor host {monitor.mac} is the source host")
+            if policy.has_destination:
+                for dst in (
+                    self.hosts.by_mac(policy.dst_mac) if policy.dst_mac else None,
+                    self.hosts.by_ip(policy.dst_ip) if policy.dst_ip else None,
+                ):
+                    if dst is not None and dst.mac == monitor.mac:
+                        raise _Pending(f"monitor host {monitor.mac} is the destination host")
+            origin = source.location.dpid
+            in_ports = [source.location.port_no]
+        else:
+            dest = _resolve(self.hosts, policy.dst_mac, policy.dst_ip, "destination")
+            if dest.mac == monitor.mac:
+                raise _Pending(f"monitor host {monitor.mac} is the destination host")
+            origin = dest.location.dpid
+            skip = {dest.location.port_no}
+            if mon_edge == origin:
+                skip.add(monitor.location.port_no)
+            in_ports = [p for p in _physical_ports(self.topology, origin) if p not in skip]
+        for dpid in (origin, mon_edge):
+            if dpid not in self.graph_nodes:
+                raise _Pending(f"switch {_label(self.topology, dpid)} is not connected")
+        if policy.delivery == "rewrite" and monitor.ip is None and origin != mon_edge:
+            raise _Pending(f"monitor host {monitor.mac} has no known IP address yet")
+        tree = self.trees.get(monitor.mac)
+        if tree is None or tree.root != mon_edge:
+            tree = self.trees[monitor.mac] = CopyTree(self.topology, mon_edge, monitor.mac)
+        if not tree.reaches(origin):
+            raise _Pending(
+                f"no path from {_label(self.topology, origin)} to {_label(self.topology, mon_edge)}"
+            )
+        tag: int | None = None
+        if origin != mon_edge:
+            key = (
+                monitor_tag_key(monitor.mac)
+                if policy.delivery == "tagged"
+                else policy_tag_key(policy.id)
+            )
+            self.needed.add(key)
+            tag = self.tags.get(key)
+            if tag is None:
+                if self.exhausted:
+                    raise _Pending(f"copy-tag range {cfg.describe_range()} exhausted")
+                raise _Pending("copy tag not allocated yet")
+        return _Ready(
+            policy, monitor, origin, in_ports, policy_cube(policy), tree.path(origin), tag
+        )
+
+    # --- combinations ----------------------------------------------------------------------
+
+    def classify(
+        self, ready: dict[int, _Ready]
+    ) -> tuple[dict[tuple[int, int], list[Combination]], dict[int, str]]:
+        """Combinations per (switch, in_port), and the policies refused for lack of budget."""
+        members: dict[tuple[int, int], list[Member]] = defaultdict(list)
+        for r in ready.values():
+            for port in r.in_ports:
+                members[(r.origin, port)].append(Member(r.pid, r.cube))
+        sources = [r for r in ready.values() if r.policy.has_source]
+        index = CubeIndex()
+        for i, r in enumerate(sources):
+            index.add(i, r.cube)
+        out: dict[tuple[int, int], list[Combination]] = {}
+        refused: dict[int, str] = {}
+        limit = PRIO_TAP_MAX - PRIO_TAP_BASE
+        for (dpid, port), here in sorted(members.items()):
+            if self.topology.is_fabric_port(PortRef(dpid, port)):
+                here = here + self._suppressors(dpid, here, sources, index)
+            outcome = combine(here, self.config.max_combinations, limit)
+            out[(dpid, port)] = outcome.combinations
+            for pid in outcome.refused:
+                refused.setdefault(
+                    pid,
+                    f"too many overlapping policies on {_label(self.topology, dpid)} port "
+                    f"{port} (limit {self.config.max_combinations} combinations)",
+                )
+        return out, refused
+
+    @staticmethod
+    def _suppressors(
+        dpid: int, here: list[Member], sources: list[_Ready], index: CubeIndex
+    ) -> list[Member]:
+        """Source policies classified elsewhere that may already have copied these packets."""
+        found: set[int] = set()
+        for m in here:
+            for j in index.candidates(m.cube):
+                s = sources[j]
+                if s.origin != dpid and meet(s.cube, m.cube) is not None:
+                    found.add(j)
+        return [Member(sources[j].pid, sources[j].cube, suppress=True) for j in sorted(found)]
+
+    # --- copy buckets ----------------------------------------------------------------------
+
+    def copy_actions(self, r: _Ready, in_port: int) -> tuple[tuple[Action, ...], bool]:
+        """The copy bucket of policy r at its classifying switch; True if it uses IN_PORT."""
+
+        def out(port: int) -> Output:
+            return Output(int(ReservedPort.IN_PORT) if port == in_port else port)
+
+        mon = r.monitor.location
+        if r.tag is None:
+            return (out(mon.port_no),), mon.port_no == in_port
+        first = r.steps[0].out_port
+        actions: list[Action] = []
+        if r.policy.delivery == "rewrite":
+            assert r.monitor.ip is not None
+            actions += [SetField("eth_dst", r.monitor.mac), SetField("ipv4_dst", r.monitor.ip)]
+        actions += [
+            PushVlan(self.config.outer_tpid),
+            SetField("vlan_vid", OFPVID_PRESENT | r.tag),
+            out(first),
+        ]
+        return tuple(actions), first == in_port
+
+
+class _Builder:
+    """Collects rules per switch with the policies each exists for; cookies and ids last."""
+
+    def __init__(self) -> None:
+        self.flows: dict[int, dict[FlowId, FlowRule]] = defaultdict(dict)
+        self.owners: dict[int, dict[FlowId, set[int]]] = defaultdict(lambda: defaultdict(set))
+        self.group_buckets: dict[int, dict[tuple[tuple[int, ...], int], tuple[Bucket, ...]]] = (
+            defaultdict(dict)
+        )
+        self.group_refs: list[tuple[int, FlowRule, tuple[tuple[int, ...], int]]] = []
+
+    def flow(self, dpid: int, rule: FlowRule, owners: Iterable[int]) -> None:
+        have = self.flows[dpid].get(rule.key)
+        if have is not None and have != rule:
+            raise AssertionError(f"conflicting TAP rules on {dpid:#x}: {have} / {rule}")
+        self.flows[dpid][rule.key] = rule
+        self.owners[dpid][rule.key].update(owners)
+
+    def grouped_flow(
+        self, dpid: int, rule: FlowRule, owners: tuple[int, ...], variant: int, buckets: tuple
+    ) -> None:
+        key = (owners, variant)
+        self.group_buckets[dpid][key] = buckets
+        self.group_refs.append((dpid, rule, key))
+
+    def finish(self) -> tuple[dict, dict, dict, dict]:
+        group_ids = {dpid: _assign_group_ids(keys) for dpid, keys in self.group_buckets.items()}
+        for dpid, rule, key in self.group_refs:
+            gid = group_ids[dpid][key]
+            self.flow(dpid, _with_actions(rule, (ToGroup(gid),)), key[0])
+        flows: dict[int, list[FlowRule]] = {}
+        flow_owners: dict[int, dict[FlowId, frozenset[int]]] = {}
+        for dpid, rules in sorted(self.flows.items()):
+            owners = {k: frozenset(v) for k, v in self.owners[dpid].items()}
+            flows[dpid] = [_with_cookie(r, owners[k]) for k, r in rules.items()]
+            flow_owners[dpid] = owners
+        groups: dict[int, list[GroupRule]] = {}
+        group_owners: dict[int, dict[int, frozenset[int]]] = {}
+        for dpid, by_key in sorted(self.group_buckets.items()):
+            ids = group_ids[dpid]
+            groups[dpid] = sorted(
+                (GroupRule(ids[k], GroupType.ALL, b) for k, b in by_key.items()),
+                key=lambda g: g.group_id,
+            )
+            group_owners[dpid] = {ids[k]: frozenset(k[0]) for k in by_key}
+        return flows, groups, flow_owners, group_owners
+
+
+def _with_actions(rule: FlowRule, actions: tuple[Action, ...]) -> FlowRule:
+    return FlowRule(rule.table_id, rule.priority, rule.match, actions, rule.goto_table)
+
+
+def _with_cookie(rule: FlowRule, owners: frozenset[int]) -> FlowRule:
+    value = (
+        cookie(Owner.POLICY, next(iter(owners))) if len(owners) == 1 else cookie(Owner.TAP_SHARED)
+    )
+    return FlowRule(rule.table_id, rule.priority, rule.match, rule.actions, rule.goto_table, value)
+
+
+def _assign_group_ids(keys: Iterable[tuple[tuple[int, ...], int]]) -> dict:
+    """Stable group ids for one switch: a policy's own id where possible, else a hash."""
+    ids: dict[tuple[tuple[int, ...], int], int] = {}
+    used: set[int] = set()
+    hashed = []
+    for key in sorted(keys):
+        owners, variant = key
+        if len(owners) == 1 and variant == 0 and owners[0] < _HASHED_GROUPS:
+            ids[key] = GROUP_ID_FIRST + owners[0]
+            used.add(ids[key])
+        else:
+            hashed.append(key)
+    for key in hashed:
+        text = ",".join(map(str, key[0])) + f"@{key[1]}"
+        slot = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+        slot %= _HASHED_GROUPS
+        while GROUP_ID_FIRST + _HASHED_GROUPS + slot in used:
+            slot = (slot + 1) % _HASHED_GROUPS
+        ids[key] = GROUP_ID_FIRST + _HASHED_GROUPS + slot
+        used.add(ids[key])
+    return ids
+
+
+def compile_tap(
+    policies: Iterable[Policy],
+    topology: Topology,
+    hosts: HostLookup,
+    tags: Mapping[str, int],
+    config: TapConfig | None = None,
+) -> TapPlan:
+    """The TAP rules for the enabled policies on this topology (see the module docstring)."""
+    c = _Compiler(topology, hosts, tags, config or TapConfig())
+    plans: dict[int, PolicyPlan] = {}
+    ready: dict[int, _Ready] = {}
+    for policy in sorted((p for p in policies if p.enabled), key=lambda p: p.id):
+        try:
+            ready[policy.id] = c.prepare(policy)
+        except _Pending as why:
+            plans[policy.id] = PolicyPlan(policy.id, PlanState.PENDING, str(why))
+
+    # Refusing a policy changes the combinations it took part in; repeat until none is refused.
+    while True:
+        combos, refused = c.classify(ready)
+        if not refused:
+            break
+        for pid, reason in refused.items():
+            plans[pid] = PolicyPlan(pid, PlanState.PENDING, reason)
+            del ready[pid]
+
+    b = _Builder()
+    for (dpid, in_port), combinations in combos.items():
+        for combo in combinations:
+            _classification(c, b, ready, dpid, in_port, combo)
+    tag_users: dict[int, set[int]] = defaultdict(set)
+    for r in ready.values():
+        if r.tag is not None:
+            tag_users[r.tag].add(r.pid)
+            _transit_and_delivery(c, b, r)
+    for tag, users in sorted(tag_users.items()):
+        for sw in topology.switches():
+            if not sw.connected:
+                continue
+            for port in _edge_ports(topology, sw.dpid):
+                match = Match(in_port=port, vlan_vid=OFPVID_PRESENT | tag)
+                b.flow(sw.dpid, FlowRule(TABLE_TAP, PRIO_GUARD, match), users)
+
+    flows, groups, flow_owners, group_owners = b.finish()
+    touched: dict[int, set[int]] = defaultdict(set)
+    for owners_by_switch in (flow_owners, group_owners):
+        for dpid, owners in owners_by_switch.items():
+            for pids in owners.values():
+                for pid in pids:
+                    touched[pid].add(dpid)
+    for pid in ready:
+        plans[pid] = PolicyPlan(pid, PlanState.READY, "", frozenset(touched[pid]))
+    return TapPlan(
+        flows,
+        groups,
+        dict(sorted(plans.items())),
+        frozenset(c.needed),
+        flow_owners,
+        group_owners,
+    )
+
+
+def _classification(
+    c: _Compiler, b: _Builder, ready: dict[int, _Ready], dpid: int, in_port: int, combo: Combination
+) -> None:
+    suppressed = {ready[m.policy_id].monitor.mac for m in combo.members if m.suppress}
+    by_monitor: dict[str, list[_Ready]] = defaultdict(list)
+    for m in combo.members:
+        r = ready[m.policy_id]
+        if not m.suppress and r.monitor.mac not in suppressed:
+            by_monitor[r.monitor.mac].append(r)
+    buckets = [Bucket((Resubmit(TABLE_FORWARD),))]
+    hairpin = 0
+    for mac in sorted(by_monitor):
+        users = sorted(by_monitor[mac], key=lambda r: r.pid)
+        chosen = next((r for r in users if r.policy.delivery == "tagged"), users[0])
+        actions, uses_in_port = c.copy_actions(chosen, in_port)
+        if uses_in_port:
+            hairpin = in_port
+        buckets.append(Bucket(actions))
+    match = Match(in_port=in_port, **combo.cube)  # type: ignore[arg-type]
+    priority = PRIO_TAP_BASE + len(combo.members)
+    if len(buckets) == 1:  # every monitor was fed upstream: just forward
+        rule = FlowRule(TABLE_TAP, priority, match, goto_table=TABLE_FORWARD)
+        b.flow(dpid, rule, combo.policy_ids)
+        return
+    rule = FlowRule(TABLE_TAP, priority, match)
+    b.grouped_flow(dpid, rule, combo.policy_ids, hairpin, tuple(buckets))
+
+
+def _transit_and_delivery(c: _Compiler, b: _Builder, r: _Ready) -> None:
+    assert r.tag is not None
+    vid = OFPVID_PRESENT | r.tag
+    for before, step in zip(r.steps, r.steps[1:], strict=False):
+        match = Match(in_port=before.next_in_port, vlan_vid=vid)
+        rule = FlowRule(TABLE_TAP, PRIO_COPY_TRANSIT, match, (Output(step.out_port),))
+        b.flow(step.dpid, rule, (r.pid,))
+    mon = r.monitor.location
+    actions: list[Action] = [PopVlan()]
+    if r.policy.delivery == "rewrite":
+        assert r.policy.dst_mac is not None and r.policy.dst_ip is not None
+        actions += [SetField("eth_dst", r.policy.dst_mac), SetField("ipv4_dst", r.policy.dst_ip)]
+        match = Match(eth_type=ETH_TYPE_IPV4, vlan_vid=vid)
+    else:
+        match = Match(vlan_vid=vid)
+    actions.append(Output(mon.port_no))
+    b.flow(mon.dpid, FlowRule(TABLE_TAP, PRIO_COPY_TRANSIT, match, tuple(actions)), (r.pid,))

@@ -1,0 +1,259 @@
+"""A fake OpenFlow 1.3 fabric: walk a packet through neutral rules and see where copies land.
+
+In the spirit of faucet's clib/fakeoftable.py (no code taken): each switch is a set of tables
+of `FlowRule`s and a set of `GroupRule`s; a packet enters a switch port, table 0 is looked up by
+priority with exact-match semantics, actions are applied in order, and whatever leaves by a
+fabric port enters the switch at the other end of the link (from the Topology). Whatever leaves
+by any other port is a delivery to the host there.
+
+OpenFlow details modelled because the TAP design depends on them:
+* output to the ingress port is dropped unless it is written as IN_PORT;
+* an ALL group runs every bucket on its own copy of the packet;
+* `Resubmit(table)` looks the packet up in that table and runs the entry there (an action, so it
+  works inside a bucket), `goto_table` continues the pipeline after the apply-actions;
+* `vlan_vid` matches the outermost tag (0x1000 | VID, whatever its TPID; 0 = untagged),
+  `eth_type` is the type after all tags (OVS with vlan-limit 0), push_vlan copies the VID of
+  the tag it covers (OF 1.3), set_field vlan_vid changes the outermost tag.
+* two entries of equal, highest priority that both match are an error here (OpenFlow leaves
+  the choice undefined), so an ambiguous rule set fails the test instead of passing by luck.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from vtap.compiler.rules import (
+    OFPVID_PRESENT,
+    Action,
+    FlowRule,
+    GroupRule,
+    GroupType,
+    Match,
+    Output,
+    PopVlan,
+    PushVlan,
+    ReservedPort,
+    Resubmit,
+    SetField,
+    ToGroup,
+)
+from vtap.domain.network import PortRef
+from vtap.topology import Topology
+
+MAX_HOPS = 32
+_TCP, _UDP = 6, 17
+
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """The headers that matter. `vlans`: (tpid, vid) pairs, outermost first."""
+
+    eth_src: str
+    eth_dst: str
+    eth_type: int = 0x0800
+    vlans: tuple[tuple[int, int], ...] = ()
+    ipv4_src: str | None = None
+    ipv4_dst: str | None = None
+    ip_proto: int | None = None
+    src_port: int = 0
+    dst_port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    port: PortRef
+    packet: Packet
+
+
+@dataclass(slots=True)
+class WalkResult:
+    deliveries: list[Delivery] = field(default_factory=list)
+    to_controller: list[tuple[int, Packet]] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
+
+    def at(self, port: PortRef) -> list[Packet]:
+        return [d.packet for d in self.deliveries if d.port == port]
+
+
+class AmbiguousMatch(AssertionError):
+    pass
+
+
+class SimError(AssertionError):
+    pass
+
+
+def _ip_in(value: str, addr: str) -> bool:
+    return ipaddress.IPv4Address(addr) in ipaddress.IPv4Network(value, strict=False)
+
+
+def matches(m: Match, pkt: Packet, in_port: int) -> bool:
+    if m.in_port is not None and m.in_port != in_port:
+        return False
+    if m.eth_src is not None and m.eth_src != pkt.eth_src:
+        return False
+    if m.eth_dst is not None and m.eth_dst != pkt.eth_dst:
+        return False
+    if m.eth_type is not None and m.eth_type != pkt.eth_type:
+        return False
+    if m.vlan_vid is not None:
+        if m.vlan_vid == 0:
+            if pkt.vlans:
+                return False
+        elif not pkt.vlans or (OFPVID_PRESENT | pkt.vlans[0][1]) != m.vlan_vid:
+            return False
+    ip = pkt.eth_type == 0x0800
+    for name, have in (("ipv4_src", pkt.ipv4_src), ("ipv4_dst", pkt.ipv4_dst)):
+        want = getattr(m, name)
+        if want is not None and (not ip or have is None or not _ip_in(want, have)):
+            return False
+    if m.ip_proto is not None and (not ip or m.ip_proto != pkt.ip_proto):
+        return False
+    for proto, src, dst in ((_TCP, m.tcp_src, m.tcp_dst), (_UDP, m.udp_src, m.udp_dst)):
+        if src is None and dst is None:
+            continue
+        if not ip or pkt.ip_proto != proto:
+            return False
+        if src is not None and src != pkt.src_port:
+            return False
+        if dst is not None and dst != pkt.dst_port:
+            return False
+    return True
+
+
+def _set_field(pkt: Packet, name: str, value: int | str) -> Packet:
+    if name == "vlan_vid":
+        if not pkt.vlans:
+            raise SimError("set_field vlan_vid on an untagged packet")
+        tpid, _ = pkt.vlans[0]
+        return replace(pkt, vlans=((tpid, int(value) & 0x0FFF), *pkt.vlans[1:]))
+    if name in ("eth_src", "eth_dst", "ipv4_src", "ipv4_dst"):
+        return replace(pkt, **{name: value})
+    raise SimError(f"set_field {name} not modelled")
+
+
+class Switch:
+    def __init__(self, dpid: int, flows: Iterable[FlowRule], groups: Iterable[GroupRule]) -> None:
+        self.dpid = dpid
+        self.tables: dict[int, list[FlowRule]] = {}
+        for rule in flows:
+            self.tables.setdefault(rule.table_id, []).append(rule)
+        for rules in self.tables.values():
+            rules.sort(key=lambda r: -r.priority)
+        self.groups = {g.group_id: g for g in groups}
+
+    def lookup(self, table_id: int, pkt: Packet, in_port: int) -> FlowRule | None:
+        best: FlowRule | None = None
+        for rule in self.tables.get(table_id, []):
+            if best is not None and rule.priority < best.priority:
+                break
+            if matches(rule.match, pkt, in_port):
+                if best is not None:
+                    raise AmbiguousMatch(f"{self.dpid:#x} table {table_id}: {best} / {rule}")
+                best = rule
+        return best
+
+
+class Network:
+    """Switches joined by the topology's links; hosts hang off every other port."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        rules: Mapping[int, tuple[Iterable[FlowRule], Iterable[GroupRule]]],
+    ) -> None:
+        self.topology = topology
+        self.switches = {d: Switch(d, f, g) for d, (f, g) in rules.items()}
+
+    def send(self, pkt: Packet, at: PortRef) -> WalkResult:
+        """Inject `pkt` as if a host sent it into port `at`; follow every copy to its end."""
+        result = WalkResult()
+        queue: list[tuple[PortRef, Packet, int]] = [(at, pkt, 0)]
+        while queue:
+            where, p, hops = queue.pop(0)
+            if hops > MAX_HOPS:
+                raise SimError(f"packet loops: {p} at {where}")
+            emitted: list[tuple[int, Packet]] = []
+            self._table(self.switches[where.dpid], 0, p, where.port_no, emitted, result, 0)
+            for port, out in emitted:
+                ref = PortRef(where.dpid, port)
+                peer = self.topology.peer(ref)
+                if peer is None:
+                    result.deliveries.append(Delivery(ref, out))
+                else:
+                    queue.append((peer, out, hops + 1))
+        return result
+
+    def _table(
+        self,
+        sw: Switch,
+        table_id: int,
+        pkt: Packet,
+        in_port: int,
+        emitted: list[tuple[int, Packet]],
+        result: WalkResult,
+        depth: int,
+    ) -> Packet:
+        if depth > 8:
+            raise SimError("resubmit/goto recursion too deep")
+        rule = sw.lookup(table_id, pkt, in_port)
+        if rule is None:
+            result.drops.append(f"{sw.dpid:#x}: table {table_id} miss")
+            return pkt
+        if not rule.actions and rule.goto_table is None:
+            result.drops.append(f"{sw.dpid:#x}: dropped by {rule.match}")
+            return pkt
+        pkt = self._apply(sw, rule.actions, pkt, in_port, emitted, result, depth)
+        if rule.goto_table is not None:
+            if rule.goto_table <= table_id:
+                raise SimError("goto_table must go forward")
+            pkt = self._table(sw, rule.goto_table, pkt, in_port, emitted, result, depth + 1)
+        return pkt
+
+    def _apply(
+        self,
+        sw: Switch,
+        actions: Iterable[Action],
+        pkt: Packet,
+        in_port: int,
+        emitted: list[tuple[int, Packet]],
+        result: WalkResult,
+        depth: int,
+    ) -> Packet:
+        for action in actions:
+            match action:
+                case Output(port=port):
+                    if port == ReservedPort.IN_PORT:
+                        emitted.append((in_port, pkt))
+                    elif port == ReservedPort.CONTROLLER:
+                        result.to_controller.append((sw.dpid, pkt))
+                    elif port == in_port:
+                        result.drops.append(f"{sw.dpid:#x}: output to ingress port {port}")
+                    elif port > 0xFFFFFF00:
+                        raise SimError(f"reserved port {port:#x} not modelled")
+                    else:
+                        emitted.append((port, pkt))
+                case SetField(field=name, value=value):
+                    pkt = _set_field(pkt, name, value)
+                case PushVlan(ethertype=tpid):
+                    vid = pkt.vlans[0][1] if pkt.vlans else 0
+                    pkt = replace(pkt, vlans=((tpid, vid), *pkt.vlans))
+                case PopVlan():
+                    if not pkt.vlans:
+                        raise SimError("pop_vlan on an untagged packet")
+                    pkt = replace(pkt, vlans=pkt.vlans[1:])
+                case ToGroup(group_id=gid):
+                    group = sw.groups.get(gid)
+                    if group is None:
+                        raise SimError(f"{sw.dpid:#x}: no group {gid:#x}")
+                    if group.group_type != GroupType.ALL:
+                        raise SimError("only ALL groups are modelled")
+                    for bucket in group.buckets:
+                        self._apply(sw, bucket.actions, pkt, in_port, emitted, result, depth)
+                case Resubmit(table_id=table_id):
+                    pkt = self._table(sw, table_id, pkt, in_port, emitted, result, depth + 1)
+                case _:
+                    raise SimError(f"action {action} not modelled")
+        return pkt
