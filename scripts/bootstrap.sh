@@ -36,6 +36,7 @@ fi
 stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing vtap into $VENV"
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    # This machine's pip config lists local mirrors that may be absent: drop that noise only.
+  "$VENV/bin/python" -m pip install -q -e '.[dev]' 2>&1 | { grep -v "^WARNING: Location" || true; }
   touch "$stamp"
 fi
