@@ -46,9 +46,9 @@ take part as *suppressors*, so a monitor they already fed gets no second copy.
 **Ownership**: a rule or group that exists for one policy carries `cookie(POLICY, id)`; rules
 shared by several (combinations, transit and delivery of a shared tag, guards) carry
 `cookie(TAP_SHARED)`. Groups have no cookie in OpenFlow 1.3; vtap owns the id range in
-pipeline.py. A one-policy group's id is `GROUP_ID_FIRST + policy id`; others hash their
-(policy ids, hairpin port) into the upper half of the range, collisions resolved by probing in
-sorted order per switch.
+pipeline.py. A one-policy group's id is `GROUP_ID_FIRST + policy id`; others (combinations, a
+second variant of one policy's group, e.g. with an IN_PORT bucket) hash their (policy ids,
+buckets) into the upper half of the range, collisions resolved by probing in sorted order.
 
 **Tags are allocated by the caller** (tags.allocate, persisted in the store): compile, allocate
 `plan.missing_tags(tags)`, compile again. A policy whose tag is missing is pending.
@@ -116,6 +116,7 @@ __all__ = [
 _MAX_PHYSICAL_PORT = 0xFFFFFF00
 _HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
 FlowId = tuple[int, int, Match]
+_GroupKey = tuple[tuple[int, ...], tuple[Bucket, ...]]
 
 
 class HostLookup(Protocol):
@@ -365,6 +366,13 @@ class _Compiler:
         for (dpid, port), here in sorted(members.items()):
             if self.topology.is_fabric_port(PortRef(dpid, port)):
                 here = here + self._suppressors(dpid, here, sources, index)
+                # A monitor's own traffic is never copied to it (on its own switch its port is
+                # simply not classified): a virtual suppressor, id -policy id, per policy.
+                here += [
+                    Member(-m.policy_id, {"eth_src": ready[m.policy_id].monitor.mac}, True)
+                    for m in here
+                    if not m.suppress and not ready[m.policy_id].policy.has_source
+                ]
             outcome = combine(here, self.config.max_combinations, limit)
             out[(dpid, port)] = outcome.combinations
             for pid in outcome.refused:
@@ -390,15 +398,15 @@ class _Compiler:
 
     # --- copy buckets ----------------------------------------------------------------------
 
-    def copy_actions(self, r: _Ready, in_port: int) -> tuple[tuple[Action, ...], bool]:
-        """The copy bucket of policy r at its classifying switch; True if it uses IN_PORT."""
+    def copy_actions(self, r: _Ready, in_port: int) -> tuple[Action, ...]:
+        """The copy bucket of policy r at its classifying switch, for packets from in_port."""
 
         def out(port: int) -> Output:
             return Output(int(ReservedPort.IN_PORT) if port == in_port else port)
 
         mon = r.monitor.location
         if r.tag is None:
-            return (out(mon.port_no),), mon.port_no == in_port
+            return (out(mon.port_no),)
         first = r.steps[0].out_port
         actions: list[Action] = []
         if r.policy.delivery == "rewrite":
@@ -409,7 +417,7 @@ class _Compiler:
             SetField("vlan_vid", OFPVID_PRESENT | r.tag),
             out(first),
         ]
-        return tuple(actions), first == in_port
+        return tuple(actions)
 
 
 class _Builder:
@@ -418,10 +426,8 @@ class _Builder:
     def __init__(self) -> None:
         self.flows: dict[int, dict[FlowId, FlowRule]] = defaultdict(dict)
         self.owners: dict[int, dict[FlowId, set[int]]] = defaultdict(lambda: defaultdict(set))
-        self.group_buckets: dict[int, dict[tuple[tuple[int, ...], int], tuple[Bucket, ...]]] = (
-            defaultdict(dict)
-        )
-        self.group_refs: list[tuple[int, FlowRule, tuple[tuple[int, ...], int]]] = []
+        self.group_keys: dict[int, set[_GroupKey]] = defaultdict(set)
+        self.group_refs: list[tuple[int, FlowRule, _GroupKey]] = []
 
     def flow(self, dpid: int, rule: FlowRule, owners: Iterable[int]) -> None:
         have = self.flows[dpid].get(rule.key)
@@ -431,14 +437,14 @@ class _Builder:
         self.owners[dpid][rule.key].update(owners)
 
     def grouped_flow(
-        self, dpid: int, rule: FlowRule, owners: tuple[int, ...], variant: int, buckets: tuple
+        self, dpid: int, rule: FlowRule, owners: tuple[int, ...], buckets: tuple[Bucket, ...]
     ) -> None:
-        key = (owners, variant)
-        self.group_buckets[dpid][key] = buckets
+        key = (owners, buckets)
+        self.group_keys[dpid].add(key)
         self.group_refs.append((dpid, rule, key))
 
     def finish(self) -> tuple[dict, dict, dict, dict]:
-        group_ids = {dpid: _assign_group_ids(keys) for dpid, keys in self.group_buckets.items()}
+        group_ids = {dpid: _assign_group_ids(keys) for dpid, keys in self.group_keys.items()}
         for dpid, rule, key in self.group_refs:
             gid = group_ids[dpid][key]
             self.flow(dpid, _with_actions(rule, (ToGroup(gid),)), key[0])
@@ -450,13 +456,12 @@ class _Builder:
             flow_owners[dpid] = owners
         groups: dict[int, list[GroupRule]] = {}
         group_owners: dict[int, dict[int, frozenset[int]]] = {}
-        for dpid, by_key in sorted(self.group_buckets.items()):
+        for dpid, keys in sorted(self.group_keys.items()):
             ids = group_ids[dpid]
             groups[dpid] = sorted(
-                (GroupRule(ids[k], GroupType.ALL, b) for k, b in by_key.items()),
-                key=lambda g: g.group_id,
+                (GroupRule(ids[k], GroupType.ALL, k[1]) for k in keys), key=lambda g: g.group_id
             )
-            group_owners[dpid] = {ids[k]: frozenset(k[0]) for k in by_key}
+            group_owners[dpid] = {ids[k]: frozenset(k[0]) for k in keys}
         return flows, groups, flow_owners, group_owners
 
 
@@ -471,20 +476,25 @@ def _with_cookie(rule: FlowRule, owners: frozenset[int]) -> FlowRule:
     return FlowRule(rule.table_id, rule.priority, rule.match, rule.actions, rule.goto_table, value)
 
 
-def _assign_group_ids(keys: Iterable[tuple[tuple[int, ...], int]]) -> dict:
-    """Stable group ids for one switch: a policy's own id where possible, else a hash."""
-    ids: dict[tuple[tuple[int, ...], int], int] = {}
+def _assign_group_ids(keys: Iterable[_GroupKey]) -> dict[_GroupKey, int]:
+    """Stable group ids for one switch: a policy's own id where possible, else a hash.
+
+    A group is identified by the policies it serves and its buckets (one policy can need two
+    groups on a switch, e.g. with and without an IN_PORT bucket). Keys are visited in a fixed
+    order, so the same keys always get the same ids.
+    """
+    ids: dict[_GroupKey, int] = {}
     used: set[int] = set()
-    hashed = []
-    for key in sorted(keys):
-        owners, variant = key
-        if len(owners) == 1 and variant == 0 and owners[0] < _HASHED_GROUPS:
-            ids[key] = GROUP_ID_FIRST + owners[0]
-            used.add(ids[key])
+    hashed: list[tuple[_GroupKey, str]] = []
+    for key, text in sorted(((k, f"{k[0]}|{k[1]!r}") for k in keys), key=lambda kt: kt[1]):
+        owners = key[0]
+        own = GROUP_ID_FIRST + owners[0] if len(owners) == 1 else None
+        if own is not None and owners[0] < _HASHED_GROUPS and own not in used:
+            ids[key] = own
+            used.add(own)
         else:
-            hashed.append(key)
-    for key in hashed:
-        text = ",".join(map(str, key[0])) + f"@{key[1]}"
+            hashed.append((key, text))
+    for key, text in hashed:
         slot = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
         slot %= _HASHED_GROUPS
         while GROUP_ID_FIRST + _HASHED_GROUPS + slot in used:
@@ -559,29 +569,28 @@ def compile_tap(
 def _classification(
     c: _Compiler, b: _Builder, ready: dict[int, _Ready], dpid: int, in_port: int, combo: Combination
 ) -> None:
-    suppressed = {ready[m.policy_id].monitor.mac for m in combo.members if m.suppress}
+    suppressed = {ready[abs(m.policy_id)].monitor.mac for m in combo.members if m.suppress}
+    owners = tuple(pid for pid in combo.policy_ids if pid > 0)
     by_monitor: dict[str, list[_Ready]] = defaultdict(list)
     for m in combo.members:
+        if m.suppress:
+            continue
         r = ready[m.policy_id]
-        if not m.suppress and r.monitor.mac not in suppressed:
+        if r.monitor.mac not in suppressed:
             by_monitor[r.monitor.mac].append(r)
     buckets = [Bucket((Resubmit(TABLE_FORWARD),))]
-    hairpin = 0
     for mac in sorted(by_monitor):
         users = sorted(by_monitor[mac], key=lambda r: r.pid)
         chosen = next((r for r in users if r.policy.delivery == "tagged"), users[0])
-        actions, uses_in_port = c.copy_actions(chosen, in_port)
-        if uses_in_port:
-            hairpin = in_port
-        buckets.append(Bucket(actions))
+        buckets.append(Bucket(c.copy_actions(chosen, in_port)))
     match = Match(in_port=in_port, **combo.cube)  # type: ignore[arg-type]
     priority = PRIO_TAP_BASE + len(combo.members)
     if len(buckets) == 1:  # every monitor was fed upstream: just forward
         rule = FlowRule(TABLE_TAP, priority, match, goto_table=TABLE_FORWARD)
-        b.flow(dpid, rule, combo.policy_ids)
+        b.flow(dpid, rule, owners)
         return
     rule = FlowRule(TABLE_TAP, priority, match)
-    b.grouped_flow(dpid, rule, combo.policy_ids, hairpin, tuple(buckets))
+    b.grouped_flow(dpid, rule, owners, tuple(buckets))
 
 
 def _transit_and_delivery(c: _Compiler, b: _Builder, r: _Ready) -> None:
