@@ -41,7 +41,9 @@ monitor fed by several of the combined policies the bucket is the first tagged o
 rewrite), else the lowest-id rewrite policy's (any of them restores the same addresses, since
 each pins the packet's dst_mac and dst_ip). A destination-only policy sees, on fabric ports,
 packets that a source policy may already have copied at another switch: such source policies
-take part as *suppressors*, so a monitor they already fed gets no second copy.
+take part as *suppressors*, so a monitor they already fed gets no second copy; likewise a
+virtual suppressor `eth_src=<monitor>` keeps a monitor's own traffic from being copied to it
+(on the destination's switch the monitor's port is simply not classified).
 
 **Ownership**: a rule or group that exists for one policy carries `cookie(POLICY, id)`; rules
 shared by several (combinations, transit and delivery of a shared tag, guards) carry
