@@ -20,10 +20,12 @@ def _register() -> None:
     from vtap.controller.cli import register as register_controller
     from vtap.demo import register as register_demo
     from vtap.lab.cli import register as register_lab
+    from vtap.policy_cli import register as register_policy
 
     register_controller(app)
     register_lab(app)
     register_demo(app)
+    register_policy(app)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     api_port: int = Field(8080, ge=1, le=65535)
     state_dir: Path = Field(default_factory=_default_state_dir)
     ovs_rundir: Path | None = None
+    db_path: Path | None = None  # default: <state_dir>/policies.db
 
     echo_interval: float = 5.0
     echo_timeout: float = 15.0
@@ -38,3 +39,10 @@ class Settings(BaseSettings):
     link_timeout: float = 7.0
     edge_grace: float = 2.0
     flow_idle_timeout: int = 30
+    tap_settle: float = 5.0
+    tag_first: int = Field(3900, ge=1, le=4094)
+    tag_last: int = Field(4000, ge=1, le=4094)
+
+    @property
+    def policy_db(self) -> Path:
+        return self.db_path or self.state_dir / "policies.db"

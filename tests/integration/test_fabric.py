@@ -170,7 +170,7 @@ def test_controller_restart_keeps_rules_and_restores_reachability(lab: Lab, tmp_
             assert len(keys) == len(set(keys)), f"{bridge} holds duplicate entries"
             assert lines == before[bridge], f"{bridge} rules differ after restart"
         text = (tmp_path / "controller.log").read_text()
-        assert text.count("reconciled: 0 change(s)") == 12, text
+        assert text.count("joined: 0 change(s)") == 12, text
     finally:
         controller.send_signal(signal.SIGTERM)
         try:

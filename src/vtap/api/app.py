@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from vtap import __version__
-from vtap.api.routes import health, topology
+from vtap.api.routes import health, policies, topology
 from vtap.controller.core import Controller
 
 API_PREFIX = "/api/v1"
@@ -20,4 +20,5 @@ def create_app(controller: Controller) -> FastAPI:
     app.state.controller = controller
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(topology.router, prefix=API_PREFIX)
+    app.include_router(policies.router, prefix=API_PREFIX)
     return app

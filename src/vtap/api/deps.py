@@ -7,10 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vtap.controller.core import Controller
+from vtap.controller.policies import PolicyService
 
 
 def get_controller(request: Request) -> Controller:
     return request.app.state.controller
 
 
+def get_policies(request: Request) -> PolicyService:
+    return request.app.state.controller.policies
+
+
 ControllerDep = Annotated[Controller, Depends(get_controller)]
+PoliciesDep = Annotated[PolicyService, Depends(get_policies)]

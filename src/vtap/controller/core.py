@@ -11,12 +11,11 @@ import asyncio
 import contextlib
 import logging
 
-from vtap.compiler.diff import diff
-from vtap.compiler.forwarding import base_rules
-from vtap.compiler.pipeline import COOKIE_MAGIC, COOKIE_OURS_MASK, Owner, owner_of
-from vtap.compiler.rules import FlowRule, FlowStat
+from vtap.compiler.tags import TapConfig
 from vtap.controller.discovery import Discovery
 from vtap.controller.forwarding import Forwarding
+from vtap.controller.policies import PolicyService
+from vtap.controller.reconciler import Reconciler
 from vtap.controller.state import ControllerState
 from vtap.domain.network import LOCAL_PORT, Port, PortRef, Switch
 from vtap.ofchannel import codec
@@ -24,26 +23,41 @@ from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
 from vtap.packets import parse_frame
 from vtap.settings import Settings
+from vtap.store.base import PolicyRepository
 
 log = logging.getLogger(__name__)
 
 
-def _is_reconciled(cookie: int) -> bool:
-    """Entries the reconciler owns: ours, except reactive paths (those are adopted)."""
-    owner = owner_of(cookie)
-    return owner is not None and owner[0] is not Owner.FORWARDING
-
-
 class Controller:
-    def __init__(self, settings: Settings, state: ControllerState | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PolicyRepository,
+        state: ControllerState | None = None,
+    ) -> None:
         self.state = state or ControllerState(settings)
         self.forwarding = Forwarding(self.state)
         self.discovery = Discovery(self.state, self.forwarding.links_gone)
-        self.last_reconcile: dict[int, int] = {}
+        self.reconciler = Reconciler(
+            self.state.sessions,
+            lambda dpid, tap: self.policies.desired(dpid, tap),
+            self.state.clock,
+            settings.tap_settle,
+        )
+        self.policies = PolicyService(
+            self.state,
+            store,
+            TapConfig(tag_first=settings.tag_first, tag_last=settings.tag_last),
+            self.reconciler,
+            probe=self.forwarding.probe_ip,
+        )
+        self.state.on_change = self.reconciler.request
 
     async def run(self) -> None:
         """Background work that is not tied to one switch."""
-        await self.discovery.run()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.discovery.run(), name="discovery")
+            tasks.create_task(self.reconciler.run(), name="reconciler")
 
     # ------------------------------------------------------------ switch lifecycle
 
@@ -71,44 +85,25 @@ class Controller:
     async def _join(self, session: SwitchSession) -> None:
         dpid = session.dpid
         assert dpid is not None
-        ports = [
-            p for p in await session.multipart(codec.port_desc_request()) if isinstance(p, Port)
-        ]
+        replies = await session.multipart(codec.port_desc_request())
+        ports = [p for p in replies if isinstance(p, Port)]
         name = next((p.name for p in ports if p.port_no == LOCAL_PORT), "")
         self.state.topology.switch_up(Switch(dpid, name, tuple(ports)), self.state.now())
-        await self.reconcile(session)
-        await self.discovery.probe(session)
-
-    async def reconcile(self, session: SwitchSession) -> int:
-        """Make the switch hold exactly our intent; returns the number of changes applied."""
-        dpid = session.dpid
-        assert dpid is not None
-        stats = await session.multipart(
-            codec.flow_stats_request(COOKIE_MAGIC << 48, COOKIE_OURS_MASK)
-        )
-        actual = [s.rule for s in stats if isinstance(s, FlowStat)]
-        adopted = [r for r in actual if not _is_reconciled(r.cookie)]
+        adopted, result = await self.reconciler.join(session)
         self.forwarding.adopt(dpid, adopted)
-        changes = diff(
-            self.desired_flows(dpid),
-            [r for r in actual if _is_reconciled(r.cookie)],
-            owns_cookie=_is_reconciled,
-        )
-        if not changes.empty:
-            await session.apply(codec.change_messages(changes))
-        self.last_reconcile[dpid] = len(changes)
         log.info(
-            "switch %016x reconciled: %d change(s), %d path entries adopted",
+            "switch %016x (%s) joined: %d change(s), %d path entries adopted",
             dpid,
-            len(changes),
+            name,
+            result.applied,
             len(adopted),
         )
-        return len(changes)
-
-    def desired_flows(self, dpid: int) -> list[FlowRule]:
-        """The static intent for a switch (TAP policies join here in a later stage)."""
-        del dpid
-        return base_rules()
+        await self.discovery.probe(session)
+        self.state.changed()
+        # TAP entries on this switch are synced once it settled (see reconciler.py).
+        asyncio.get_running_loop().call_later(
+            self.state.settings.tap_settle + 0.1, self.state.changed
+        )
 
     async def _leave(self, session: SwitchSession) -> None:
         dpid = session.dpid
@@ -116,10 +111,12 @@ class Controller:
         if self.state.sessions.get(dpid) is not session:
             return  # replaced by a newer connection; that one owns the switch now
         del self.state.sessions[dpid]
+        self.reconciler.leave(dpid)
         log.info("switch %016x disconnected: %s", dpid, session.close_reason)
         gone = self.state.topology.switch_down(dpid, self.state.now())
         self.state.flows.drop_switch(dpid)
         await self.forwarding.links_gone(gone)
+        self.state.changed()
 
     # ------------------------------------------------------------ events
 
@@ -174,5 +171,6 @@ class Controller:
                 len(gone),
             )
         await self.forwarding.links_gone(gone)
+        self.state.changed()
         if port.up and reason is not m.PortReason.DELETE:
             await self.discovery.probe(session, port.port_no)

@@ -35,6 +35,7 @@ class Discovery:
             if expired:
                 log.info("links expired: %s", expired)
                 await self._links_gone(expired)
+                self._state.changed()
             for session in list(self._state.sessions.values()):
                 with contextlib.suppress(ConnectionError, OSError):
                     await self.probe(session)
@@ -58,6 +59,7 @@ class Discovery:
         link = Link(PortRef(lldp.dpid, lldp.port_no), PortRef(dpid, in_port))
         if self._state.topology.lldp_seen(link, self._state.now()):
             log.info("link up: %016x/%d -> %016x/%d", lldp.dpid, lldp.port_no, dpid, in_port)
+            self._state.changed()
             # A port that carries LLDP is fabric: anything learnt there as a host was wrong.
             for end in (link.src, link.dst):
                 for host in self._state.hosts.forget_port(end):

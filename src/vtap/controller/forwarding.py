@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ARP_REQUEST = 1
 PROBE_INTERVAL = 1.0
+PROBE_MAC = "02:76:74:61:70:00"  # locally administered: the controller's own ARP probes
 
 
 class Forwarding:
@@ -34,6 +35,7 @@ class Forwarding:
         self._state = state
         self._installing: dict[FlowKey, asyncio.Future[bool]] = {}
         self._probed: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ host learning
 
@@ -41,6 +43,7 @@ class Forwarding:
         """Record a host seen on an edge port; a move invalidates its installed paths."""
         event = self._state.hosts.observe(mac, ip, where, self._state.now())
         if event is not None:
+            self._state.changed()
             await self._host_changed(event)
 
     async def _host_changed(self, event: HostEvent) -> None:
@@ -60,6 +63,11 @@ class Forwarding:
         arp = frame.arp
         assert arp is not None and session.dpid is not None
         where = PortRef(session.dpid, in_port)
+        if frame.eth_dst == PROBE_MAC:
+            # A host answering our probe: learn it, and the answer ends here.
+            if self._state.is_edge(session.dpid, in_port):
+                await self.learn(arp.sender_mac, arp.sender_ip, where)
+            return
         if not self._state.is_edge(session.dpid, in_port):
             return  # never learn or forward ARP that entered from the fabric (or too early)
         await self.learn(arp.sender_mac, arp.sender_ip, where)
@@ -162,14 +170,28 @@ class Forwarding:
         await session.apply([codec.flow_add(rule)])
         return True
 
-    async def _probe(self, frame: Frame, ip: str) -> None:
-        """Ask the edge who has `ip`, on behalf of the sender; rate-limited per address."""
+    def _may_probe(self, ip: str) -> bool:
         now = self._state.now()
         if now - self._probed.get(ip, -PROBE_INTERVAL) < PROBE_INTERVAL:
-            return
+            return False
         self._probed[ip] = now
+        return True
+
+    async def _probe(self, frame: Frame, ip: str) -> None:
+        """Ask the edge who has `ip`, on behalf of the sender; rate-limited per address."""
         assert frame.ipv4 is not None
-        await self.flood_edge(build_arp_request(frame.eth_src, frame.ipv4.src, ip))
+        if self._may_probe(ip):
+            await self.flood_edge(build_arp_request(frame.eth_src, frame.ipv4.src, ip))
+
+    def probe_ip(self, ip: str) -> None:
+        """Find a host nobody has heard from (e.g. a policy's monitor): an ARP probe
+        (sender 0.0.0.0, RFC 5227) from the controller's own MAC to every edge port."""
+        if self._may_probe(ip):
+            task = asyncio.get_running_loop().create_task(
+                self.flood_edge(build_arp_request(PROBE_MAC, "0.0.0.0", ip))
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------ invalidation
 

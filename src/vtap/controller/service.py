@@ -16,6 +16,7 @@ from vtap.controller.core import Controller
 from vtap.errors import VtapError
 from vtap.ofchannel.server import OpenFlowServer
 from vtap.settings import Settings
+from vtap.store.sqlite import SqlitePolicyRepository
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,13 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
 
-    controller = Controller(settings)
     api_sock = bind_api_socket(settings.api_host, settings.api_port)
+    try:
+        store = SqlitePolicyRepository(settings.policy_db)
+    except Exception:
+        api_sock.close()
+        raise
+    controller = Controller(settings, store)
     openflow = OpenFlowServer(
         settings.of_host,
         settings.of_port,
@@ -66,6 +72,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await openflow.start()
     except VtapError:
         api_sock.close()
+        store.close()
         raise
     api = _ApiServer(
         uvicorn.Config(
@@ -76,11 +83,12 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     background = asyncio.create_task(controller.run(), name="discovery")
     stopper = asyncio.create_task(stop.wait(), name="stop")
     log.info(
-        "vtap controller: OpenFlow on %s:%d, REST API on http://%s:%d",
+        "vtap controller: OpenFlow on %s:%d, REST API on http://%s:%d, policies in %s",
         settings.of_host,
         openflow.port,
         settings.api_host,
         settings.api_port,
+        settings.policy_db,
     )
     try:
         done, _ = await asyncio.wait(
@@ -99,4 +107,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(BaseException):
             await background
         api_sock.close()
+        store.close()
         log.info("vtap controller stopped")

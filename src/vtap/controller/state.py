@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vtap.controller.installed import InstalledFlows
+from vtap.domain.network import PortRef
 from vtap.ofchannel.session import SwitchSession
 from vtap.settings import Settings
 from vtap.topology.graph import Topology
@@ -26,13 +27,16 @@ class ControllerState:
     flows: InstalledFlows = field(default_factory=InstalledFlows)
     sessions: dict[int, SwitchSession] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    on_change: Callable[[], None] = lambda: None
+
+    def changed(self) -> None:
+        """Topology or hosts changed: the TAP intent must be compiled again."""
+        self.on_change()
 
     def now(self) -> float:
         return self.clock()
 
     def is_edge(self, dpid: int, port_no: int) -> bool:
-        from vtap.domain.network import PortRef
-
         return self.topology.is_edge_port(
             PortRef(dpid, port_no), self.now(), self.settings.edge_grace
         )

@@ -182,6 +182,11 @@ class _Lab:
         env.export()
         self.state.ovs_rundir = str(env.rundir)
         self.save()
+        if self.state.ovs_started:
+            # Copies of VLAN-tagged packets carry a second, outer tag: OVS must parse both.
+            env.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=2")
+        else:
+            log.info("system OVS: set other_config:vlan-limit=2 for copies of tagged traffic")
         self._check_conflicts(env)
         self.state.bridges = list(plan.bridges)
         self.state.interfaces = list(plan.interfaces())

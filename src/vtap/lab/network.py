@@ -19,6 +19,7 @@ from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 from mininet.topo import Topo
 
+from vtap.lab.proc import find_tool
 from vtap.lab.topo import LeafSpinePlan
 
 _NO_IPV6 = (
@@ -47,11 +48,19 @@ class LeafSpineTopo(Topo):
 
 
 class QuietHost(Host):
-    """A host without IPv6, so the controller sees no router solicitations or MLD reports."""
+    """A host without IPv6, so the controller sees no router solicitations or MLD reports.
+
+    It also computes its own checksums: a veth leaves TCP/UDP checksums to "hardware" that
+    never runs on OVS's userspace datapath, so without this TCP and UDP arrive corrupt (ping
+    works, since ICMP is checksummed in software).
+    """
 
     def config(self, **params: Any) -> Any:
         self.cmd(_NO_IPV6)
-        return super().config(**params)
+        result = super().config(**params)
+        for intf in self.intfList():
+            self.cmd(f"ethtool -K {intf.name} tx off >/dev/null 2>&1")
+        return result
 
 
 class LabController(RemoteController):
@@ -74,6 +83,7 @@ class LabNetwork:
     """One Mininet network: build (hosts, links), then start (bridges, controller target)."""
 
     def __init__(self, plan: LeafSpinePlan, of_host: str, of_port: int) -> None:
+        find_tool("ethtool", "ethtool")  # QuietHost needs it, or TCP/UDP silently break
         setLogLevel("warning")
         # Mininet has its own handler; without this its warnings also reach the root logger.
         logging.getLogger("mininet").propagate = False

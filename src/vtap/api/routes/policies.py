@@ -1,0 +1,92 @@
+"""TAP policy routes. Validation lives in the model, persistence in the store, deployment in
+the controller's policy service: handlers only translate between HTTP and those."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from vtap.api.deps import PoliciesDep
+from vtap.api.schemas import PolicyRules, PolicyStats
+from vtap.domain.policy import Policy, PolicyPatch, PolicySpec
+from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound
+
+router = APIRouter(prefix="/policies", tags=["policies"])
+
+_NOT_FOUND = {404: {"description": "No policy with this id"}}
+_CONFLICT = {409: {"description": "Same match and monitor (or name) as an existing policy"}}
+
+
+def _conflict(exc: DuplicatePolicy | DuplicateName) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
+
+
+def _not_found(exc: PolicyNotFound) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Policy, responses=_CONFLICT)
+async def create_policy(spec: PolicySpec, policies: PoliciesDep) -> Policy:
+    """Create a policy. The answer comes after the first install attempt, so `status` is
+    usually already `active` (or `pending` with the reason, e.g. an undiscovered monitor)."""
+    try:
+        return await policies.create(spec)
+    except (DuplicatePolicy, DuplicateName) as exc:
+        raise _conflict(exc) from exc
+
+
+@router.get("", response_model=list[Policy])
+def list_policies(policies: PoliciesDep) -> list[Policy]:
+    return policies.list()
+
+
+@router.get("/{policy_id}", response_model=Policy, responses=_NOT_FOUND)
+def get_policy(policy_id: int, policies: PoliciesDep) -> Policy:
+    try:
+        return policies.get(policy_id)
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.patch("/{policy_id}", response_model=Policy, responses={**_NOT_FOUND, **_CONFLICT})
+async def update_policy(policy_id: int, patch: PolicyPatch, policies: PoliciesDep) -> Policy:
+    """Change some fields (null makes a field a wildcard); `enabled` enables or disables."""
+    try:
+        return await policies.update(policy_id, patch)
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc
+    except (DuplicatePolicy, DuplicateName) as exc:
+        raise _conflict(exc) from exc
+    except ValidationError as exc:
+        # The merged policy is invalid: answer like a create would, naming the field.
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+
+
+@router.delete("/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+async def delete_policy(policy_id: int, policies: PoliciesDep) -> Response:
+    try:
+        await policies.delete(policy_id)
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{policy_id}/rules", response_model=PolicyRules, responses=_NOT_FOUND)
+def policy_rules(policy_id: int, policies: PoliciesDep) -> PolicyRules:
+    """The rules this policy compiles to, per switch (shared ones included), with their
+    `ovs-ofctl` spelling."""
+    try:
+        return policies.rules(policy_id)
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc
+
+
+@router.get("/{policy_id}/stats", response_model=PolicyStats, responses=_NOT_FOUND)
+async def policy_stats(policy_id: int, policies: PoliciesDep) -> PolicyStats:
+    """Copied packets and bytes, read from the copy buckets of the policy's groups."""
+    try:
+        return await policies.stats(policy_id)
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc

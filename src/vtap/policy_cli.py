@@ -1,0 +1,279 @@
+"""`vtap policy …`: manage TAP policies through the controller's REST API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from vtap.domain.policy import SPEC_FIELDS, PolicySpec
+from vtap.errors import VtapError
+
+DEFAULT_API = "http://127.0.0.1:8080"
+
+ApiOpt = Annotated[
+    str, typer.Option("--api", envvar="VTAP_API", help="Base URL of the controller's REST API.")
+]
+PolicyRef = Annotated[str, typer.Argument(help="Policy id or name.")]
+
+
+class ApiClient:
+    """Thin REST client that turns HTTP failures into one-line operator errors."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+        self._http = httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        try:
+            resp = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise VtapError(
+                f"cannot reach the controller at {self.base} ({exc.__class__.__name__}); "
+                "is it running? (vtap lab up / vtap controller)"
+            ) from exc
+        if resp.status_code >= 400:
+            raise VtapError(_error_text(resp))
+        return resp.json() if resp.content else None
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """A policy by id or by name."""
+        if ref.isdigit():
+            return self.call("GET", f"/policies/{ref}")
+        for policy in self.call("GET", "/policies"):
+            if policy["name"] == ref:
+                return policy
+        raise VtapError(f"no policy named {ref!r}")
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except ValueError:
+        return f"HTTP {resp.status_code}: {resp.text.strip()[:200]}"
+    if isinstance(detail, list):  # 422: name the fields
+        parts = []
+        for err in detail:
+            loc = [str(p) for p in err.get("loc", []) if p != "body"]
+            parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _match_summary(p: dict[str, Any]) -> str:
+    src = p.get("src_ip") or p.get("src_mac") or "*"
+    dst = p.get("dst_ip") or p.get("dst_mac") or "*"
+    extra = []
+    if p.get("vlan_id") is not None:
+        extra.append(f"vlan {p['vlan_id']}")
+    proto = {6: "tcp", 17: "udp", 1: "icmp"}.get(p.get("ip_proto") or -1, p.get("ip_proto"))
+    if proto is not None:
+        extra.append(str(proto))
+    if p.get("src_port"):
+        extra.append(f"sport {p['src_port']}")
+    if p.get("dst_port"):
+        extra.append(f"dport {p['dst_port']}")
+    return f"{src} → {dst}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _print_policy(p: dict[str, Any]) -> None:
+    console = Console()
+    table = Table(show_header=False, box=None)
+    for key in ("id", *SPEC_FIELDS, "status", "status_reason", "created_at", "updated_at"):
+        value = p.get(key)
+        table.add_row(key, "*" if value is None else str(value))
+    console.print(table)
+
+
+def _spec_body(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_policy_app() -> typer.Typer:
+    app = typer.Typer(help="Manage TAP policies (over the REST API).", no_args_is_help=True)
+
+    @app.command("add")
+    def add(
+        name: Annotated[str, typer.Option(help="Unique policy name.")],
+        monitor_mac: Annotated[str | None, typer.Option(help="Monitor host MAC.")] = None,
+        monitor_ip: Annotated[str | None, typer.Option(help="Monitor host IPv4.")] = None,
+        src_mac: Annotated[str | None, typer.Option(help="Source MAC (default any).")] = None,
+        src_ip: Annotated[str | None, typer.Option(help="Source IPv4.")] = None,
+        dst_mac: Annotated[str | None, typer.Option(help="Destination MAC.")] = None,
+        dst_ip: Annotated[str | None, typer.Option(help="Destination IPv4.")] = None,
+        vlan_id: Annotated[int | None, typer.Option(help="VLAN id 1-4094.")] = None,
+        ip_proto: Annotated[int | None, typer.Option(help="IP protocol (6 TCP, 17 UDP).")] = None,
+        src_port: Annotated[int | None, typer.Option(help="TCP/UDP source port.")] = None,
+        dst_port: Annotated[int | None, typer.Option(help="TCP/UDP destination port.")] = None,
+        delivery: Annotated[str, typer.Option(help="tagged or rewrite.")] = "tagged",
+        disabled: Annotated[bool, typer.Option("--disabled", help="Create disabled.")] = False,
+        api: ApiOpt = DEFAULT_API,
+    ) -> None:
+        """Create a policy and show its status."""
+        body = _spec_body(
+            {
+                "name": name, "src_mac": src_mac, "src_ip": src_ip, "dst_mac": dst_mac,
+                "dst_ip": dst_ip, "monitor_mac": monitor_mac, "monitor_ip": monitor_ip,
+                "vlan_id": vlan_id, "ip_proto": ip_proto, "src_port": src_port,
+                "dst_port": dst_port, "delivery": delivery, "enabled": not disabled,
+            }
+        )  # fmt: skip
+        policy = ApiClient(api).call("POST", "/policies", body)
+        typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
+
+    @app.command("list")
+    def list_(
+        api: ApiOpt = DEFAULT_API,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """List policies with their status."""
+        policies = ApiClient(api).call("GET", "/policies")
+        if as_json:
+            typer.echo(json.dumps(policies, indent=2))
+            return
+        table = Table()
+        for col in ("id", "name", "match", "monitor", "delivery", "enabled", "status"):
+            table.add_column(col)
+        for p in policies:
+            table.add_row(
+                str(p["id"]), p["name"], _match_summary(p),
+                p.get("monitor_ip") or p.get("monitor_mac") or "", p["delivery"],
+                "yes" if p["enabled"] else "no", _status(p),
+            )  # fmt: skip
+        Console().print(table)
+
+    @app.command("show")
+    def show(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """Show one policy."""
+        _print_policy(ApiClient(api).resolve(ref))
+
+    @app.command("rm")
+    def rm(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """Delete a policy (its rules and groups leave every switch)."""
+        client = ApiClient(api)
+        policy = client.resolve(ref)
+        client.call("DELETE", f"/policies/{policy['id']}")
+        typer.echo(f"policy {policy['id']} ({policy['name']}) deleted")
+
+    def _set_enabled(ref: str, api: str, enabled: bool) -> None:
+        client = ApiClient(api)
+        policy = client.resolve(ref)
+        policy = client.call("PATCH", f"/policies/{policy['id']}", {"enabled": enabled})
+        typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
+
+    @app.command("enable")
+    def enable(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """Enable a policy."""
+        _set_enabled(ref, api, True)
+
+    @app.command("disable")
+    def disable(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """Disable a policy (kept, but nothing is copied)."""
+        _set_enabled(ref, api, False)
+
+    @app.command("rules")
+    def rules(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """The compiled rules of a policy per switch, in ovs-ofctl syntax."""
+        client = ApiClient(api)
+        policy = client.resolve(ref)
+        out = client.call("GET", f"/policies/{policy['id']}/rules")
+        if not out["switches"]:
+            typer.echo(f"no rules: {out['status']} {out['status_reason']}".rstrip())
+        for sw in out["switches"]:
+            typer.echo(f"{sw['switch'] or sw['dpid']} ({sw['dpid']}):")
+            for rule in sw["rules"]:
+                typer.echo(f"  {rule['ofctl']}")
+
+    @app.command("stats")
+    def stats(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+        """Packets and bytes copied for a policy."""
+        client = ApiClient(api)
+        policy = client.resolve(ref)
+        out = client.call("GET", f"/policies/{policy['id']}/stats")
+        typer.echo(
+            f"policy {out['policy_id']}: {out['packets']} packets, {out['bytes']} bytes copied"
+        )
+        for c in out["copies"]:
+            typer.echo(
+                f"  {c['switch'] or c['dpid']} group 0x{c['group_id']:08x} → {c['monitor']}: "
+                f"{c['packets']} packets, {c['bytes']} bytes"
+            )
+
+    @app.command("apply")
+    def apply(
+        file: Annotated[Path, typer.Argument(help="YAML file with a `policies:` list.")],
+        api: ApiOpt = DEFAULT_API,
+    ) -> None:
+        """Make the controller's policies exactly those in FILE (matched by name)."""
+        wanted = load_policy_file(file)
+        client = ApiClient(api)
+        current = {p["name"]: p for p in client.call("GET", "/policies")}
+        created = changed = removed = unchanged = 0
+        for name, p in current.items():
+            if name not in wanted:
+                client.call("DELETE", f"/policies/{p['id']}")
+                typer.echo(f"removed  {name}")
+                removed += 1
+        for name, spec in wanted.items():
+            body = spec.model_dump(mode="json")
+            if name not in current:
+                client.call("POST", "/policies", body)
+                typer.echo(f"created  {name}")
+                created += 1
+            elif {k: current[name].get(k) for k in SPEC_FIELDS} != body:
+                client.call("PATCH", f"/policies/{current[name]['id']}", body)
+                typer.echo(f"changed  {name}")
+                changed += 1
+            else:
+                unchanged += 1
+        typer.echo(
+            f"{created} created, {changed} changed, {removed} removed, {unchanged} unchanged"
+        )
+
+    return app
+
+
+def load_policy_file(path: Path) -> dict[str, PolicySpec]:
+    """Parse and validate the whole file before anything changes; errors name item and field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise VtapError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise VtapError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    items = data.get("policies") if isinstance(data, dict) else data
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise VtapError(f"{path}: expected a list of policies under 'policies:'")
+    specs: dict[str, PolicySpec] = {}
+    for index, item in enumerate(items):
+        where = f"{path}: policies[{index}]"
+        if not isinstance(item, dict):
+            raise VtapError(f"{where}: expected a mapping of policy fields")
+        try:
+            spec = PolicySpec.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "policy"
+            raise VtapError(f"{where}.{field}: {err['msg']}") from exc
+        if spec.name in specs:
+            raise VtapError(f"{where}.name: {spec.name!r} appears twice")
+        specs[spec.name] = spec
+    return specs
+
+
+def _status(p: dict[str, Any]) -> str:
+    reason = p.get("status_reason") or ""
+    return f"{p['status']} ({reason})" if reason else p["status"]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(build_policy_app(), name="policy")
