@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     tap_settle: float = 5.0
     tag_first: int = Field(3900, ge=1, le=4094)
     tag_last: int = Field(4000, ge=1, le=4094)
+    # Flow statistics: how often every switch's forwarding counters are read, how many rate
+    # points per flow hop are kept for the chart, and display names for hosts (IP or MAC →
+    # name, e.g. VTAP_HOST_NAMES='{"10.0.0.1": "h1"}'): the network itself has no host names.
+    stats_interval: float = Field(1.0, gt=0)
+    stats_history: int = Field(120, ge=1)
+    host_names: dict[str, str] = Field(default_factory=dict)
 
     @property
     def policy_db(self) -> Path:

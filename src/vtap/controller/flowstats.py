@@ -1,0 +1,157 @@
+"""The statistics poller: every `stats_interval`, read every switch's counters once.
+
+One round asks each connected switch, concurrently, for the counters of its forwarding entries
+(cookie mask: only the forwarding app's per-5-tuple entries) and, where TAP groups live, for its
+group counters. The first feed the flow table (per flow, per switch on its path), the second
+the copies per policy. Live views (REST, the event stream) read the results and wait for the
+next round here instead of asking the switches themselves, so a browser left open never adds
+switch traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vtap.compiler.forwarding import flow_key_of
+from vtap.compiler.pipeline import COOKIE_OWNER_MASK, Owner, cookie
+from vtap.compiler.rules import FlowStat
+from vtap.controller.policies import PolicyService
+from vtap.controller.state import ControllerState
+from vtap.ofchannel import codec
+from vtap.ofchannel import messages as m
+from vtap.ofchannel.session import SessionClosed, SwitchSession
+from vtap.stats.copies import copy_totals
+from vtap.stats.flowtable import EntryCounters, FlowTable
+from vtap.stats.rates import Rate, Reading, rate
+from vtap.store.base import PolicyRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CopyStat:
+    """Copies one policy made so far, and how fast (from the last two rounds)."""
+
+    packets: int = 0
+    bytes: int = 0
+    pps: float = 0.0
+    bps: float = 0.0
+
+
+class FlowStats:
+    def __init__(
+        self,
+        state: ControllerState,
+        policies: PolicyService,
+        store: PolicyRepository,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._state = state
+        self._policies = policies
+        self._store = store
+        self._wall = wall_clock
+        self.interval = state.settings.stats_interval
+        self.flows = FlowTable(state.settings.stats_history)
+        self.copies: dict[int, CopyStat] = {}
+        self._copy_readings: dict[int, Reading] = {}
+        self._groups: dict[int, dict[int, m.GroupCounters]] = {}
+        self.round = 0
+        self.closed = False
+        self._tick = asyncio.Condition()
+
+    # ------------------------------------------------------------ rounds
+
+    async def run(self) -> None:
+        """Poll at a fixed cadence until cancelled; then wake every waiter for good."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                started = loop.time()
+                try:
+                    await self.poll()
+                except Exception:
+                    log.exception("statistics round failed")
+                await asyncio.sleep(max(0.0, self.interval - (loop.time() - started)))
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        async with self._tick:
+            self._tick.notify_all()
+
+    async def wait_round(self, after: int, timeout: float) -> int:
+        """Wait for a round later than `after` (or `timeout`); returns the latest round."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout), self._tick:
+                await self._tick.wait_for(lambda: self.round > after or self.closed)
+        return self.round
+
+    async def poll(self) -> None:
+        """One round over every connected switch."""
+        sessions = dict(self._state.sessions)
+        results = await asyncio.gather(
+            *(self._read(dpid, s) for dpid, s in sessions.items()), return_exceptions=True
+        )
+        # A switch that missed this round keeps its last group counters: copies must not
+        # seem to drop and jump back (a spurious restart for the rate).
+        groups = {d: c for d, c in self._groups.items() if d in self._state.sessions}
+        for dpid, result in zip(sessions, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, SessionClosed | ConnectionError | OSError):
+                    log.warning("switch %016x: statistics not read: %r", dpid, result)
+                continue
+            if result is None:
+                groups.pop(dpid, None)
+            else:
+                groups[dpid] = result
+        self._groups = groups
+        for dpid in self.flows.switches() - set(self._state.sessions):
+            self.flows.forget_switch(dpid)
+        self._account_copies(groups, self._wall())
+        self.round += 1
+        async with self._tick:
+            self._tick.notify_all()
+
+    async def _read(self, dpid: int, session: SwitchSession) -> dict[int, m.GroupCounters] | None:
+        request = codec.flow_stats_request(cookie(Owner.FORWARDING), COOKIE_OWNER_MASK)
+        replies = await session.multipart(request)
+        at = self._wall()
+        entries = []
+        for item in replies:
+            if not isinstance(item, FlowStat):
+                continue
+            key = flow_key_of(item.rule.match)
+            if key is not None:
+                entries.append(
+                    EntryCounters(key, item.packet_count, item.byte_count, item.duration_sec)
+                )
+        self.flows.observe(dpid, entries, at)
+        if not self._policies.plan.groups.get(dpid):
+            return None
+        return {
+            c.group_id: c
+            for c in await session.multipart(codec.group_stats_request())
+            if isinstance(c, m.GroupCounters)
+        }
+
+    def _account_copies(self, groups: dict[int, dict[int, m.GroupCounters]], at: float) -> None:
+        policies = self._store.list()
+        totals = copy_totals(
+            self._policies.plan, policies, self._store.get_tags(), self._state.hosts, groups
+        )
+        copies: dict[int, CopyStat] = {}
+        readings: dict[int, Reading] = {}
+        for pid, total in totals.items():
+            current = Reading(at, total.packets, total.bytes)
+            previous = self._copy_readings.get(pid)
+            last = self.copies.get(pid)
+            speed = rate(previous, current, Rate(last.pps, last.bps) if last else Rate())
+            copies[pid] = CopyStat(total.packets, total.bytes, speed.pps, speed.bps)
+            readings[pid] = current
+        self.copies, self._copy_readings = copies, readings
