@@ -13,6 +13,7 @@ import logging
 
 from vtap.compiler.tags import TapConfig
 from vtap.controller.discovery import Discovery
+from vtap.controller.flowstats import FlowStats
 from vtap.controller.forwarding import Forwarding
 from vtap.controller.policies import PolicyService
 from vtap.controller.reconciler import Reconciler
@@ -52,12 +53,14 @@ class Controller:
             probe=self.forwarding.probe_ip,
         )
         self.state.on_change = self.reconciler.request
+        self.flowstats = FlowStats(self.state, self.policies, store)
 
     async def run(self) -> None:
         """Background work that is not tied to one switch."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.discovery.run(), name="discovery")
             tasks.create_task(self.reconciler.run(), name="reconciler")
+            tasks.create_task(self.flowstats.run(), name="flowstats")
 
     # ------------------------------------------------------------ switch lifecycle
 
