@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from vtap import __version__
-from vtap.api.routes import health, policies, topology
+from vtap.api.routes import events, flows, health, paths, policies, topology
+from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 
 API_PREFIX = "/api/v1"
+
+
+def ui_dir() -> Path:
+    """The web console's files, shipped inside the package (no CDN, no build step)."""
+    return Path(str(files("vtap") / "ui"))
 
 
 def create_app(controller: Controller) -> FastAPI:
@@ -18,7 +28,13 @@ def create_app(controller: Controller) -> FastAPI:
         description="Virtual TAP controller for Open vSwitch data-center networks.",
     )
     app.state.controller = controller
+    app.state.views = LiveViews(controller)
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(topology.router, prefix=API_PREFIX)
     app.include_router(policies.router, prefix=API_PREFIX)
+    app.include_router(paths.router, prefix=API_PREFIX)
+    app.include_router(flows.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
+    # Last, so that every API route and /docs match first; the console is at "/".
+    app.mount("/", StaticFiles(directory=ui_dir(), html=True), name="ui")
     return app

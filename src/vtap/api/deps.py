@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 from vtap.controller.policies import PolicyService
 
@@ -18,5 +19,10 @@ def get_policies(request: Request) -> PolicyService:
     return request.app.state.controller.policies
 
 
+def get_views(request: Request) -> LiveViews:
+    return request.app.state.views
+
+
 ControllerDep = Annotated[Controller, Depends(get_controller)]
 PoliciesDep = Annotated[PolicyService, Depends(get_policies)]
+ViewsDep = Annotated[LiveViews, Depends(get_views)]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
+
+from vtap.domain.policy import Policy
 
 
 class Health(BaseModel):
@@ -46,6 +50,7 @@ class HostOut(BaseModel):
     dpid: str
     switch: str
     port_no: int
+    name: str | None = None  # display name (settings.host_names), if known
 
 
 class TopologyOut(BaseModel):
@@ -90,3 +95,119 @@ class PolicyStats(BaseModel):
     packets: int
     bytes: int
     copies: list[CopyCounter]
+
+
+# ---------------------------------------------------------------- flows and live views
+
+
+class FlowHop(BaseModel):
+    """A flow's forwarding entry on one switch of its path, with the switch's counters."""
+
+    dpid: str
+    switch: str
+    packets: int
+    bytes: int
+    pps: float
+    bps: float  # bits per second
+
+
+class FlowOut(BaseModel):
+    """An in-flight flow: its 5-tuple and its counters at every switch, in path order."""
+
+    id: str  # stable: "<proto>_<src ip>_<src port>_<dst ip>_<dst port>"
+    src_ip: str
+    dst_ip: str
+    ip_proto: int
+    src_port: int  # 0 for protocols without ports
+    dst_port: int
+    src_host: str | None = None  # display name (settings.host_names), if known
+    dst_host: str | None = None
+    first_seen: datetime  # when its oldest entry was installed
+    last_seen: datetime  # when its counters last grew
+    packets: int  # at the first switch of the path
+    bytes: int
+    pps: float
+    bps: float
+    hops: list[FlowHop]
+
+
+class FlowList(BaseModel):
+    total: int  # flows matching the filters (all pages)
+    offset: int
+    interval: float  # seconds between counter readings
+    flows: list[FlowOut]
+
+
+class RatePoint(BaseModel):
+    t: float  # seconds since the epoch
+    pps: float
+    bps: float
+
+
+class HopHistory(BaseModel):
+    dpid: str
+    switch: str
+    points: list[RatePoint]
+
+
+class FlowDetail(FlowOut):
+    """A flow with the rate history of each of its switches (oldest point first)."""
+
+    history: list[HopHistory]
+
+
+class SwitchRef(BaseModel):
+    dpid: str
+    name: str
+
+
+class RouteOut(BaseModel):
+    """A path: switches in travel order and the cables between them (a = where it leaves)."""
+
+    switches: list[SwitchRef]
+    links: list[LinkOut]
+    src_host: str | None = None  # MAC of the host it starts at, if known
+    dst_host: str | None = None  # MAC of the host it ends at
+    flow: str | None = None  # the flow id it was read from; null when computed
+
+
+class PolicyPaths(BaseModel):
+    """Where a policy's tapped packets travel (production) and where its copies go."""
+
+    policy_id: int
+    production_paths: list[RouteOut]
+    copy_path: RouteOut | None
+    reason: str = ""  # why there is no copy path
+
+
+class CopyRate(BaseModel):
+    """Copies a policy made (its monitor buckets' counters) and their rate."""
+
+    policy_id: int
+    packets: int
+    bytes: int
+    pps: float
+    bps: float
+
+
+class PolicyLive(Policy):
+    """A policy as the live console shows it: the stored policy with its copy counters."""
+
+    copies: CopyRate
+
+
+class PoliciesEvent(BaseModel):
+    """`event: policies` of GET /events. The first is `full`; later ones carry changes."""
+
+    full: bool
+    upsert: list[PolicyLive]
+    removed: list[int]
+
+
+class FlowsEvent(BaseModel):
+    """`event: flows` of GET /events. The first is `full`; later ones carry changes."""
+
+    full: bool
+    upsert: list[FlowOut]
+    removed: list[str]
+    total: int

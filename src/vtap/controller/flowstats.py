@@ -114,6 +114,10 @@ class FlowStats:
         for dpid in self.flows.switches() - set(self._state.sessions):
             self.flows.forget_switch(dpid)
         self._account_copies(groups, self._wall())
+        await self.publish()
+
+    async def publish(self) -> None:
+        """A round is complete: wake the live views waiting for it."""
         self.round += 1
         async with self._tick:
             self._tick.notify_all()

@@ -17,6 +17,7 @@ def topology(controller: ControllerDep) -> TopologyOut:
     now = state.now()
     grace = state.settings.edge_grace
     names = {s.dpid: s.name for s in topo.switches()}
+    host_names = state.settings.host_names
 
     def role(ref: PortRef) -> str:
         if topo.is_fabric_port(ref):
@@ -54,6 +55,7 @@ def topology(controller: ControllerDep) -> TopologyOut:
             dpid=dpid_str(h.location.dpid),
             switch=names.get(h.location.dpid, ""),
             port_no=h.location.port_no,
+            name=host_names.get(h.ip or "") or host_names.get(h.mac),
         )
         for h in sorted(state.hosts.all(), key=lambda h: h.mac)
     ]
