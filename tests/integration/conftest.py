@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
 
 import pytest
+
+LAB_LOCK = "/tmp/vtap-lab.lock"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -17,3 +21,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _needs_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("integration tests need root (real OVS, network namespaces)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lab_lock(_needs_root: None) -> Iterator[None]:
+    """One lab per machine (fixed bridge and interface names): wait for anyone else's."""
+    with open(LAB_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield

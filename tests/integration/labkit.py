@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,3 +91,41 @@ def wait_until(predicate, timeout: float, interval: float = 0.25) -> float:  # t
         if time.monotonic() - start > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def running_lab(state_dir: Path, *args: str) -> Iterator[Lab]:
+    """`vtap lab up --detach ARGS` with its own state dir; `vtap lab down` afterwards."""
+    saved = os.environ.get("VTAP_STATE_DIR")
+    os.environ["VTAP_STATE_DIR"] = str(state_dir)
+    started = time.monotonic()
+    up = vtap("lab", "up", "--detach", *args)
+    try:
+        assert up.returncode == 0, up.stderr
+        yield Lab(LeafSpinePlan(), state_dir, started)
+    finally:
+        down = vtap("lab", "down")
+        if saved is None:
+            os.environ.pop("VTAP_STATE_DIR", None)
+        else:
+            os.environ["VTAP_STATE_DIR"] = saved
+        assert down.returncode == 0, down.stderr
+
+
+def fabric_complete(lab: Lab, links: int = 32) -> bool:
+    try:
+        topo = lab.topology()
+    except httpx.HTTPError:
+        return False
+    connected = [s for s in topo["switches"] if s["connected"]]
+    return len(connected) == len(lab.plan.switches) and len(topo["links"]) == links
+
+
+def edge_ports_ready(lab: Lab) -> bool:
+    """Every host-facing port has passed its edge grace (hosts are learnt there)."""
+    try:
+        topo = lab.topology()
+    except httpx.HTTPError:
+        return False
+    edge = [p for s in topo["switches"] for p in s["ports"] if p["role"] == "edge"]
+    return len(edge) == len(lab.plan.hosts)

@@ -18,37 +18,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.labkit import Lab, one_line_error, vtap, wait_until
+from tests.integration.labkit import (
+    Lab,
+    fabric_complete,
+    one_line_error,
+    running_lab,
+    vtap,
+    wait_until,
+)
 from vtap.lab.reach import ping_all
-from vtap.lab.topo import LeafSpinePlan
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    state_dir = tmp_path_factory.mktemp("vtap-state")
-    saved = os.environ.get("VTAP_STATE_DIR")
-    os.environ["VTAP_STATE_DIR"] = str(state_dir)
-    started = time.monotonic()
-    up = vtap("lab", "up", "--detach")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield Lab(LeafSpinePlan(), state_dir, started)
-    finally:
-        down = vtap("lab", "down")
-        if saved is None:
-            os.environ.pop("VTAP_STATE_DIR", None)
-        else:
-            os.environ["VTAP_STATE_DIR"] = saved
-        assert down.returncode == 0, down.stderr
+    with running_lab(tmp_path_factory.mktemp("vtap-state")) as lab:
+        yield lab
 
 
 def _fabric_complete(lab: Lab, links: int) -> bool:
-    try:
-        topo = lab.topology()
-    except Exception:
-        return False
-    connected = [s for s in topo["switches"] if s["connected"]]
-    return len(connected) == len(lab.plan.switches) and len(topo["links"]) == links
+    return fabric_complete(lab, links)
 
 
 def _hosts(lab: Lab) -> dict[str, str]:

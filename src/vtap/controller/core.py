@@ -25,6 +25,7 @@ from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
 from vtap.packets import parse_frame
 from vtap.settings import Settings
 from vtap.store.base import PolicyRepository
+from vtap.store.hosts import HostRepository, MemoryHostRepository
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Controller:
         settings: Settings,
         store: PolicyRepository,
         state: ControllerState | None = None,
+        hosts_store: HostRepository | None = None,
     ) -> None:
         self.state = state or ControllerState(settings)
         self.forwarding = Forwarding(self.state)
@@ -52,8 +54,18 @@ class Controller:
             self.reconciler,
             probe=self.forwarding.probe_ip,
         )
+        self.hosts_store = hosts_store or MemoryHostRepository()
+        now = self.state.now()
+        for host in self.hosts_store.load(now):
+            self.state.hosts.observe(host.mac, host.ip, host.location, now)
+        self.reconciler.before_round = self._before_round
+        self.reconciler.after_round = self.policies.update_status
         self.state.on_change = self.reconciler.request
         self.flowstats = FlowStats(self.state, self.policies, store)
+
+    def _before_round(self) -> None:
+        self.hosts_store.sync(self.state.hosts.all())
+        self.policies.recompile()
 
     async def run(self) -> None:
         """Background work that is not tied to one switch."""

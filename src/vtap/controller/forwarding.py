@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 
 from vtap.compiler.forwarding import flow_key_of, path_rules
 from vtap.compiler.pipeline import Owner, owner_of
@@ -25,6 +26,8 @@ from vtap.topology.paths import host_path
 
 log = logging.getLogger(__name__)
 
+Handler = Callable[["SwitchSession", int, Frame, bytes], Coroutine[object, object, None]]
+
 ARP_REQUEST = 1
 PROBE_INTERVAL = 1.0
 PROBE_MAC = "02:76:74:61:70:00"  # locally administered: the controller's own ARP probes
@@ -36,6 +39,7 @@ class Forwarding:
         self._installing: dict[FlowKey, asyncio.Future[bool]] = {}
         self._probed: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._deferred: dict[PortRef, tuple[Frame, bytes]] = {}
 
     # ------------------------------------------------------------ host learning
 
@@ -57,6 +61,34 @@ class Forwarding:
                 stale.update(self._state.flows.involving(host.ip))
         await self.remove_flows(stale)
 
+    def _defer(
+        self, session: SwitchSession, in_port: int, frame: Frame, data: bytes, handler: Handler
+    ) -> None:
+        """Handle a packet from a port in its edge grace again when the grace is over."""
+        assert session.dpid is not None
+        ref = PortRef(session.dpid, in_port)
+        if self._state.topology.is_fabric_port(ref):
+            return
+        first = ref not in self._deferred
+        self._deferred[ref] = (frame, data)  # only the latest: hosts retry anyway
+        if not first:
+            return
+
+        def again() -> None:
+            pending = self._deferred.pop(ref, None)
+            if pending is None or session.closed.is_set():
+                return
+            if not self._state.is_edge(ref.dpid, ref.port_no):
+                return
+            self._spawn(handler(session, in_port, *pending))
+
+        asyncio.get_running_loop().call_later(self._state.settings.edge_grace, again)
+
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     # ------------------------------------------------------------ ARP
 
     async def on_arp(self, session: SwitchSession, in_port: int, frame: Frame, data: bytes) -> None:
@@ -69,7 +101,10 @@ class Forwarding:
                 await self.learn(arp.sender_mac, arp.sender_ip, where)
             return
         if not self._state.is_edge(session.dpid, in_port):
-            return  # never learn or forward ARP that entered from the fabric (or too early)
+            # Never learn or forward ARP that entered from the fabric; on a port that is not
+            # classified yet, answer once it is (the host would otherwise wait for a retry).
+            self._defer(session, in_port, frame, data, self.on_arp)
+            return
         await self.learn(arp.sender_mac, arp.sender_ip, where)
         if arp.op == ARP_REQUEST:
             target = self._state.hosts.by_ip(arp.target_ip)
@@ -187,11 +222,7 @@ class Forwarding:
         """Find a host nobody has heard from (e.g. a policy's monitor): an ARP probe
         (sender 0.0.0.0, RFC 5227) from the controller's own MAC to every edge port."""
         if self._may_probe(ip):
-            task = asyncio.get_running_loop().create_task(
-                self.flood_edge(build_arp_request(PROBE_MAC, "0.0.0.0", ip))
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.flood_edge(build_arp_request(PROBE_MAC, "0.0.0.0", ip)))
 
     # ------------------------------------------------------------ invalidation
 

@@ -53,8 +53,6 @@ class PolicyService:
         self._status: dict[int, tuple[PolicyStatus, str]] = {}
         self._errors: dict[int, str] = {}  # policy id → last switch error text
         self.plan = TapPlan({}, {}, {}, frozenset())
-        reconciler.before_round = self.recompile
-        reconciler.after_round = self._update_status
 
     # ------------------------------------------------------------ intent
 
@@ -92,7 +90,8 @@ class PolicyService:
 
     # ------------------------------------------------------------ status
 
-    def _update_status(self, results: dict[int, SyncResult]) -> None:
+    def update_status(self, results: dict[int, SyncResult]) -> None:
+        """After a round: what each policy's switches confirmed or rejected."""
         for result in results.values():
             for obj, error in result.rejected:
                 for pid in self._owners(result.dpid, obj):

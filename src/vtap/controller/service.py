@@ -16,6 +16,7 @@ from vtap.controller.core import Controller
 from vtap.errors import VtapError
 from vtap.ofchannel.server import OpenFlowServer
 from vtap.settings import Settings
+from vtap.store.hosts import SqliteHostRepository
 from vtap.store.sqlite import SqlitePolicyRepository
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     api_sock = bind_api_socket(settings.api_host, settings.api_port)
     try:
         store = SqlitePolicyRepository(settings.policy_db)
+        hosts_store = SqliteHostRepository(settings.policy_db)
     except Exception:
         api_sock.close()
         raise
-    controller = Controller(settings, store)
+    controller = Controller(settings, store, hosts_store=hosts_store)
     openflow = OpenFlowServer(
         settings.of_host,
         settings.of_port,
@@ -73,6 +75,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     except VtapError:
         api_sock.close()
         store.close()
+        hosts_store.close()
         raise
     api = _ApiServer(
         uvicorn.Config(
@@ -108,4 +111,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await background
         api_sock.close()
         store.close()
+        hosts_store.close()
         log.info("vtap controller stopped")

@@ -1,0 +1,324 @@
+"""TAP policies on real Open vSwitch: copies captured at the monitor with tcpdump.
+
+For each case the monitor must capture exactly one copy of every matching packet, byte-identical
+to what the destination received; no copy of anything else; the destination gets every
+production packet exactly once and unchanged. Policies are created through the REST API, the
+way an operator (or the CLI) does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.labkit import (
+    Lab,
+    edge_ports_ready,
+    fabric_complete,
+    running_lab,
+    wait_until,
+)
+from tests.integration.traffic import Capture, FrameSpec, by_payload, send
+
+COPIES = 1000
+
+
+def mac(n: int) -> str:
+    return f"00:00:00:00:00:{n:02x}"
+
+
+def ip(n: int) -> str:
+    return f"10.0.0.{n}"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab(tmp_path_factory.mktemp("vtap-state")) as lab:
+        wait_until(lambda: fabric_complete(lab) and edge_ports_ready(lab), timeout=30)
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def api(lab: Lab) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{lab.api}/api/v1", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def policies(api: httpx.Client) -> Iterator[list[int]]:
+    """Policies a test creates are deleted after it, whatever happens."""
+    created: list[int] = []
+    yield created
+    for pid in created:
+        api.delete(f"/policies/{pid}")
+
+
+def create(api: httpx.Client, created: list[int], **spec: object) -> dict:
+    resp = api.post("/policies", json=spec)
+    assert resp.status_code == 201, resp.text
+    policy = resp.json()
+    created.append(policy["id"])
+    return wait_active(api, policy["id"])
+
+
+def wait_active(api: httpx.Client, pid: int, timeout: float = 15) -> dict:
+    policy: dict = {}
+
+    def active() -> bool:
+        nonlocal policy
+        policy = api.get(f"/policies/{pid}").json()
+        return policy["status"] == "active"
+
+    try:
+        wait_until(active, timeout)
+    except AssertionError:
+        raise AssertionError(f"policy {pid} not active: {policy}") from None
+    return policy
+
+
+def introduce(lab: Lab, *hosts: int) -> None:
+    """Make hosts speak once, so the controller knows where they are (MAC-only policies)."""
+    for h in hosts:
+        peer = 1 if h != 1 else 2
+        assert lab.exec(f"h{h}", "ping", "-c1", "-W2", ip(peer)).returncode == 0
+
+
+def spec(src: int, dst: int, **kw: object) -> FrameSpec:
+    return FrameSpec(mac(src), mac(dst), ip(src), ip(dst), **kw)  # type: ignore[arg-type]
+
+
+def warm_up(src: int, frame: FrameSpec) -> None:
+    """A few frames of the same 5-tuple first, so the reactive path exists."""
+    send(f"h{src}", FrameSpec(**{**frame.__dict__, "count": 3, "run": "00000000"}), inter=0.05)
+    time.sleep(0.3)
+
+
+def run_case(
+    tmp_path: Path,
+    src: int,
+    dst: int,
+    frame: FrameSpec,
+    copied_to: tuple[int, ...] = (),
+    not_copied_to: tuple[int, ...] = (),
+) -> dict[int, int]:
+    """Send `frame` from src; check delivery at dst and copies at the monitors.
+
+    Returns how many frames of the run each watched host received."""
+    warm_up(src, frame)
+    watched = list(dict.fromkeys((dst, *copied_to, *not_copied_to)))
+    caps = [Capture(f"h{h}", tmp_path / f"h{h}-{frame.run}.pcap") for h in watched]
+    for cap in caps:
+        cap.__enter__()
+    try:
+        send(f"h{src}", frame)
+    finally:
+        seen = {
+            h: by_payload(cap.frames(), frame.run) for h, cap in zip(watched, caps, strict=True)
+        }
+    want = frame.payloads()
+    at_dst = seen[dst]
+    assert set(at_dst) == want, f"destination h{dst} got {len(at_dst)}/{len(want)}"
+    assert all(len(v) == 1 for v in at_dst.values()), "destination got duplicates"
+    for host in copied_to:
+        at_mon = seen[host]
+        assert set(at_mon) == want, f"monitor h{host} got {len(at_mon)}/{len(want)} copies"
+        dups = sum(len(v) - 1 for v in at_mon.values())
+        assert dups == 0, f"monitor h{host} got {dups} extra copies"
+        differ = [p for p in want if at_mon[p][0] != at_dst[p][0]]
+        assert not differ, f"h{host}: {len(differ)} copies differ from the original"
+    for host in not_copied_to:
+        if host != dst:
+            assert seen[host] == {}, f"h{host} got {len(seen[host])} frames it must not"
+    return {h: sum(len(v) for v in s.values()) for h, s in seen.items()}
+
+
+def flows_and_groups(lab: Lab) -> dict[str, tuple[list[str], list[str]]]:
+    """vtap's reconciled entries (not the reactive paths, which come and go) and groups."""
+    out = {}
+    for bridge in lab.plan.bridges:
+        groups = [
+            line.strip()
+            for line in lab.ofctl("dump-groups", bridge).splitlines()
+            if "group_id=" in line
+        ]
+        flows = [f for f in lab.our_flows(bridge) if "cookie=0x565402" not in f]
+        out[bridge] = (flows, sorted(groups))
+    return out
+
+
+def policy_traces(lab: Lab, pid: int) -> list[str]:
+    """Entries on any switch that still name this policy (cookie or one-policy group)."""
+    cookie = f"cookie=0x565403{pid:010x}"
+    group = f"group_id={0x56000000 + pid}"
+    hits = []
+    for bridge, (flows, groups) in flows_and_groups(lab).items():
+        hits += [f"{bridge}: {f}" for f in flows if cookie in f]
+        hits += [f"{bridge}: {g}" for g in groups if g.startswith(group + ",")]
+    return hits
+
+
+# ---------------------------------------------------------------- the cases
+
+
+def test_same_leaf_monitor(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    introduce(lab, 1, 2)
+    p = create(api, policies, name="same-leaf", src_mac=mac(1), src_ip=ip(1), monitor_mac=mac(2),
+               monitor_ip=ip(2))  # fmt: skip
+    run_case(tmp_path, 1, 5, spec(1, 5, dport=5001), copied_to=(2,))
+    assert api.get(f"/policies/{p['id']}/stats").json()["packets"] >= COPIES
+
+
+def test_seed_tap1_across_the_fabric_and_delete_leaves_nothing(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    p = create(api, policies, name="tap1", src_mac=mac(1), src_ip=ip(1), dst_mac=mac(2),
+               dst_ip=ip(2), monitor_mac=mac(3), monitor_ip=ip(3), ip_proto=6,
+               dst_port=80)  # fmt: skip
+    run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=80), copied_to=(3,))
+    run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=81), not_copied_to=(3,))
+    assert policy_traces(lab, p["id"])
+    assert api.delete(f"/policies/{p['id']}").status_code == 204
+    policies.remove(p["id"])
+    assert policy_traces(lab, p["id"]) == []
+    run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=80), not_copied_to=(3,))
+
+
+def test_monitor_across_the_fabric(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
+    create(api, policies, name="far", src_ip=ip(3), dst_ip=ip(4), monitor_ip=ip(16))
+    run_case(tmp_path, 3, 4, spec(3, 4, dport=5002), copied_to=(16,))
+
+
+def test_wildcard_destination(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    introduce(lab, 5, 8)
+    create(api, policies, name="any-dst", src_mac=mac(5), monitor_mac=mac(8), ip_proto=17)
+    run_case(tmp_path, 5, 9, spec(5, 9, dport=5003), copied_to=(8,))
+    run_case(tmp_path, 5, 12, spec(5, 12, dport=5004), copied_to=(8,))
+    run_case(tmp_path, 5, 12, spec(5, 12, proto="tcp", dport=5004), not_copied_to=(8,))
+
+
+def test_seed_tap2_vlan_filter(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
+    create(api, policies, name="tap2", src_mac=mac(1), src_ip=ip(1), monitor_mac=mac(4),
+           monitor_ip=ip(4), ip_proto=17, vlan_id=100)  # fmt: skip
+    run_case(tmp_path, 1, 6, spec(1, 6, vlan=100, dport=5005), copied_to=(4,))
+    run_case(tmp_path, 1, 6, spec(1, 6, vlan=200, dport=5005), not_copied_to=(4,))
+    run_case(tmp_path, 1, 6, spec(1, 6, dport=5005), not_copied_to=(4,))
+
+
+def test_udp_port_filter(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
+    create(api, policies, name="dns", dst_ip=ip(10), monitor_ip=ip(11), ip_proto=17, dst_port=53)
+    run_case(tmp_path, 2, 10, spec(2, 10, sport=3333, dport=53), copied_to=(11,))
+    run_case(tmp_path, 2, 10, spec(2, 10, sport=3333, dport=54), not_copied_to=(11,))
+
+
+def test_rewrite_delivery_restores_headers(
+    api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    create(api, policies, name="seed-rewrite", src_mac=mac(7), src_ip=ip(7), dst_mac=mac(13),
+           dst_ip=ip(13), monitor_mac=mac(14), monitor_ip=ip(14), delivery="rewrite")  # fmt: skip
+    run_case(tmp_path, 7, 13, spec(7, 13, dport=5006), copied_to=(14,))
+
+
+def test_two_policies_one_monitor_and_overlaps(
+    api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    create(api, policies, name="a", src_ip=ip(1), dst_ip=ip(2), monitor_ip=ip(9), ip_proto=17)
+    create(api, policies, name="b", src_ip=ip(5), dst_ip=ip(6), monitor_ip=ip(9), ip_proto=17)
+    run_case(tmp_path, 1, 2, spec(1, 2, dport=5007), copied_to=(9,))
+    run_case(tmp_path, 5, 6, spec(5, 6, dport=5007), copied_to=(9,))
+    # Same packet, same monitor: one copy. Same packet, another monitor: one copy each.
+    create(api, policies, name="c", src_ip=ip(1), monitor_ip=ip(9), ip_proto=17, dst_port=5008)
+    run_case(tmp_path, 1, 2, spec(1, 2, dport=5008), copied_to=(9,))
+    create(api, policies, name="d", dst_ip=ip(2), monitor_ip=ip(12), ip_proto=17)
+    run_case(tmp_path, 1, 2, spec(1, 2, dport=5008), copied_to=(9, 12))
+
+
+def test_genuine_traffic_to_the_monitor_is_untouched(
+    api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    create(api, policies, name="watch-1-2", src_ip=ip(1), dst_ip=ip(2), monitor_ip=ip(3))
+    counts = run_case(tmp_path, 1, 3, spec(1, 3, dport=5009), not_copied_to=(2,))
+    assert counts[3] == COPIES
+
+
+def test_a_host_cannot_inject_copies(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    p = create(api, policies, name="guarded", src_ip=ip(1), dst_ip=ip(2), monitor_ip=ip(3))
+    rules = api.get(f"/policies/{p['id']}/rules").json()
+    texts = [r["ofctl"] for sw in rules["switches"] for r in sw["rules"]]
+    tag = int(next(m.group(1) for t in texts if (m := re.search(r"dl_vlan=(\d+)", t))))
+    frame = FrameSpec(mac(5), mac(3), ip(5), ip(3), vlan=tag, count=50)
+    with Capture("h3", tmp_path / "inject.pcap") as cap:
+        send("h5", frame)
+    assert by_payload(cap.frames(), frame.run) == {}
+
+
+def test_policy_waits_for_its_monitor_then_activates(
+    api: httpx.Client, policies: list[int], lab: Lab
+) -> None:
+    resp = api.post(
+        "/policies", json={"name": "late-monitor", "src_ip": ip(1), "monitor_mac": mac(15)}
+    )
+    assert resp.status_code == 201
+    policy = resp.json()
+    policies.append(policy["id"])
+    assert policy["status"] == "pending"
+    assert "not discovered" in policy["status_reason"]
+    assert lab.exec("h15", "ping", "-c1", "-W1", ip(16)).returncode == 0
+    wait_active(api, policy["id"], timeout=10)
+
+
+def test_controller_restart_with_100_policies_reconciles_exactly(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    for i in range(100):
+        src, mon = 1 + i % 8, 9 + i % 8
+        resp = api.post("/policies", json={
+            "name": f"bulk-{i}", "src_ip": ip(src), "monitor_ip": ip(mon), "ip_proto": 17,
+            "dst_port": 6000 + i,
+        })  # fmt: skip
+        assert resp.status_code == 201, resp.text
+        policies.append(resp.json()["id"])
+    wait_until(lambda: all(p["status"] == "active" for p in api.get("/policies").json()), 30)
+    before = flows_and_groups(lab)
+    assert sum(len(g) for _, g in before.values()) >= 100
+
+    pid = lab.state["controller"]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=5)
+    log_path = tmp_path / "controller.log"
+    with log_path.open("w") as log:
+        controller = subprocess.Popen(
+            [sys.executable, "-m", "vtap", "controller"], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            wait_until(lambda: fabric_complete(lab), timeout=20)
+            wait_until(
+                lambda: all(p["status"] == "active" for p in api.get("/policies").json()), 30
+            )
+            after = flows_and_groups(lab)
+            assert after == before
+            text = log_path.read_text()
+            assert "GROUP_EXISTS" not in text
+            changes = [int(n) for n in re.findall(r"(\d+) change\(s\) confirmed", text)]
+            assert changes == [], f"restart changed switches: {changes}"
+            run_case(tmp_path, 1, 2, spec(1, 2, dport=6000), copied_to=(9,))
+        finally:
+            for p in list(policies):
+                api.delete(f"/policies/{p}")
+            policies.clear()
+            controller.send_signal(signal.SIGTERM)
+            controller.wait(15)
