@@ -27,7 +27,7 @@ from tests.integration.labkit import (
     running_lab,
     wait_until,
 )
-from tests.integration.traffic import Capture, FrameSpec, by_payload, send
+from vtap.lab.traffic import Capture, FrameSpec, by_payload, send
 
 COPIES = 1000
 

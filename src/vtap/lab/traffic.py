@@ -2,7 +2,8 @@
 
 Every frame carries a payload `vtap:<run>:<seq>`, so a capture can be checked for exactly-once
 delivery and compared byte for byte with what the destination received. Sending runs inside the
-host's namespace as `python -m tests.integration.traffic send …` (via `vtap lab exec`).
+host's namespace as `python -m vtap.lab.traffic send …` (via `vtap lab exec`). Used by the demo
+and by the integration tests.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _send_main(args: argparse.Namespace) -> None:
 
 
 def host_python() -> list[str]:
-    return [sys.executable, "-m", "tests.integration.traffic"]
+    return [sys.executable, "-m", "vtap.lab.traffic"]
 
 
 def send(host: str, spec: FrameSpec, inter: float = 0.001) -> None:
@@ -81,7 +82,7 @@ def send(host: str, spec: FrameSpec, inter: float = 0.001) -> None:
         sys.executable, "-m", "vtap", "lab", "exec", host, "--",
         *host_python(), "send", "--iface", f"{host}-eth0", "--inter", str(inter), "--spec", body,
     ]  # fmt: skip
-    subprocess.run(argv, check=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    subprocess.run(argv, check=True, timeout=120)
 
 
 class Capture:
@@ -133,6 +134,7 @@ class Capture:
             time.sleep(0.1)
 
     def frames(self) -> list[bytes]:
+        import scapy.layers.l2  # noqa: F401  (registers Ethernet, so rdpcap parses frames)
         from scapy.utils import rdpcap
 
         self.stop()
