@@ -7,6 +7,7 @@ switch per reading (as the poller feeds it), with made-up times.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from tests.unit.leafspine import Fabric
@@ -32,7 +33,9 @@ class FakeFabric:
         self.controller = controller
         self.paths: dict[FlowKey, list[int]] = {}
         self.pps: dict[FlowKey, int] = {}
-        self.t = 1_700_000_000.0
+        self.packets: dict[FlowKey, float] = {}
+        self.t0 = time.time() - 1.0  # when the flows started
+        self.t = self.t0
         state = controller.state
         now = state.now()
         for dpid in FABRIC.spine_ids() + FABRIC.leaf_ids():
@@ -63,9 +66,10 @@ class FakeFabric:
         self.t += seconds
         answers: dict[int, list[EntryCounters]] = defaultdict(list)
         for key, path in self.paths.items():
-            packets = int(self.pps[key] * (self.t - 1_700_000_000.0))
+            self.packets[key] = self.packets.get(key, 0.0) + self.pps[key] * seconds
+            packets = int(self.packets[key])
             for dpid in path:
-                answers[dpid].append(EntryCounters(key, packets, packets * 100, self.t - 1.7e9))
+                answers[dpid].append(EntryCounters(key, packets, packets * 100, self.t - self.t0))
         table = self.controller.flowstats.flows
         for dpid in table.switches() | set(answers):
             table.observe(dpid, answers.get(dpid, []), self.t)
