@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from vtap.domain.policy import SPEC_FIELDS, PolicySpec
+from vtap.domain.policy import SPEC_FIELDS, PolicyIdentity, PolicySpec
 from vtap.errors import VtapError
 
 DEFAULT_API = "http://127.0.0.1:8080"
@@ -29,6 +29,12 @@ class ApiClient:
 
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/")
+        try:
+            url = httpx.URL(self.base)
+        except httpx.InvalidURL as exc:
+            raise VtapError(f"--api {base!r} is not a valid URL: {exc}") from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise VtapError(f"--api must be an http:// URL (e.g. {DEFAULT_API}), not {base!r}")
         self._http = httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -246,14 +252,19 @@ def load_policy_file(path: Path) -> dict[str, PolicySpec]:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise VtapError(f"cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise VtapError(f"{path}: not a text file ({exc.reason} at byte {exc.start})") from exc
     except yaml.YAMLError as exc:
         raise VtapError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
-    items = data.get("policies") if isinstance(data, dict) else data
-    if items is None:
-        items = []
+    # An empty file or a mistyped key must not read as "no policies": apply would remove all.
+    if isinstance(data, dict) and "policies" in data:
+        items = data["policies"] if data["policies"] is not None else []
+    else:
+        items = data
     if not isinstance(items, list):
         raise VtapError(f"{path}: expected a list of policies under 'policies:'")
     specs: dict[str, PolicySpec] = {}
+    identities: dict[PolicyIdentity, int] = {}
     for index, item in enumerate(items):
         where = f"{path}: policies[{index}]"
         if not isinstance(item, dict):
@@ -266,6 +277,9 @@ def load_policy_file(path: Path) -> dict[str, PolicySpec]:
             raise VtapError(f"{where}.{field}: {err['msg']}") from exc
         if spec.name in specs:
             raise VtapError(f"{where}.name: {spec.name!r} appears twice")
+        twin = identities.setdefault(spec.identity(), index)
+        if twin != index:
+            raise VtapError(f"{where}: same match and monitor as policies[{twin}]")
         specs[spec.name] = spec
     return specs
 

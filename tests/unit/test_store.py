@@ -67,6 +67,21 @@ def test_unknown_id(repo: PolicyRepository) -> None:
         repo.delete(9)
 
 
+@pytest.mark.parametrize("policy_id", [0, -1, 2**63, 2**70, -(2**64)])
+def test_id_outside_any_policy_is_not_found(repo: PolicyRepository, policy_id: int) -> None:
+    # The API passes any integer from the URL: SQLite must answer "not found" (404), not raise
+    # OverflowError (500) for ids beyond 64 bits.
+    repo.add(spec(), T0)
+    for call in (
+        lambda: repo.get(policy_id),
+        lambda: repo.update(policy_id, spec("other", 4), T0),
+        lambda: repo.delete(policy_id),
+    ):
+        with pytest.raises(PolicyNotFound):
+            call()
+    assert len(repo.list()) == 1
+
+
 def test_duplicates(repo: PolicyRepository) -> None:
     a = repo.add(spec("a", 2), T0)
     with pytest.raises(DuplicatePolicy) as dup:

@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS tags (
 """
 
 
+def _check_id(policy_id: int) -> None:
+    """An id SQLite cannot even store (beyond 64 bits) names no policy (not an OverflowError)."""
+    if not -(2**63) <= policy_id < 2**63:
+        raise PolicyNotFound(policy_id)
+
+
 def _identity_text(spec: PolicySpec) -> str:
     return json.dumps(list(spec.identity()), separators=(",", ":"))
 
@@ -143,6 +149,7 @@ class SqlitePolicyRepository:
         return Policy.stored(policy_id, spec, now, now)
 
     def get(self, policy_id: int) -> Policy:
+        _check_id(policy_id)
         with self._read() as db:
             row = db.execute("SELECT * FROM policies WHERE id = ?", (policy_id,)).fetchone()
         if row is None:
@@ -155,6 +162,7 @@ class SqlitePolicyRepository:
         return [self._row_policy(r) for r in rows]
 
     def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
+        _check_id(policy_id)
         with self._write() as db:
             row = db.execute(
                 "SELECT created_at FROM policies WHERE id = ?", (policy_id,)
@@ -176,6 +184,7 @@ class SqlitePolicyRepository:
         return Policy.stored(policy_id, spec, created_at, now)
 
     def delete(self, policy_id: int) -> None:
+        _check_id(policy_id)
         with self._write() as db:
             cursor = db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
             if cursor.rowcount == 0:
