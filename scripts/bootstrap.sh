@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(openvswitch-switch mininet tcpdump iperf3 iputils-ping iproute2 procps ethtool
-              util-linux python3 python3-venv python3-dev)
+              util-linux python3 python3-venv python3-dev chromium)
 VENV=${VENV:-.venv}
 
 missing=()

@@ -50,11 +50,20 @@ def seed_policies(store: MemoryPolicyRepository, n: int, rng: random.Random) -> 
 
 
 def seed_flows(fabric: FakeFabric, n: int, rng: random.Random) -> None:
+    """n distinct flows: TCP and UDP with distinct source ports, a ping per host pair."""
+    pings = [(s, d) for s in range(1, HOSTS + 1) for d in range(1, HOSTS + 1) if s != d]
+    rng.shuffle(pings)
     for i in range(n):
-        src, dst = rng.sample(range(1, HOSTS + 1), 2)
-        proto = rng.choice((6, 6, 17, 1))
-        ports = (20000 + i, rng.choice((80, 443, 53, 5201))) if proto != 1 else (0, 0)
-        fabric.flow(src, dst, FlowKey(ip(src), ip(dst), proto, *ports), pps=rng.randint(1, 2000))
+        if i % 25 == 0 and pings:
+            src, dst = pings.pop()
+            key = FlowKey(ip(src), ip(dst), 1)
+        else:
+            src, dst = rng.sample(range(1, HOSTS + 1), 2)
+            port = 20000 + i
+            key = FlowKey(
+                ip(src), ip(dst), rng.choice((6, 6, 17)), port, rng.choice((80, 443, 5201))
+            )
+        fabric.flow(src, dst, key, pps=rng.randint(1, 2000))
 
 
 async def serve(port: int, policies: int, flows: int, seed: int) -> None:
