@@ -41,12 +41,13 @@ def main() -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("vtap: aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:
+        # Usage errors (typer may vendor its own click, so go by shape, not by class):
+        # one line, like every other operator error; `--help` shows the usage.
+        message = getattr(exc, "format_message", None)
+        if message is None or not hasattr(exc, "exit_code"):
+            raise
+        print(f"vtap: error: {message()}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     # Without standalone mode click returns the code of a `raise typer.Exit(code)`.
     sys.exit(result if isinstance(result, int) else 0)

@@ -75,3 +75,8 @@ def test_missing_ovs_binaries_are_reported(tmp_path: Path) -> None:
     )
     message = one_line_error(proc)
     assert "openvswitch-switch" in message and "ovs-" in message
+
+
+def test_usage_errors_are_one_line() -> None:
+    assert "--vlan-id" in one_line_error(vtap("policy", "add", "--name", "x", "--vlan-id", "abc"))
+    assert "No such command" in one_line_error(vtap("lab", "bogus"))

@@ -53,6 +53,7 @@ class PolicyService:
         self._status: dict[int, tuple[PolicyStatus, str]] = {}
         self._errors: dict[int, str] = {}  # policy id → last switch error text
         self.plan = TapPlan({}, {}, {}, frozenset())
+        self._probing: set[int] = set()  # policies whose hosts were just probed for
 
     # ------------------------------------------------------------ intent
 
@@ -69,6 +70,7 @@ class PolicyService:
                     policies, self._state.topology, self._state.hosts, wanted, self._config
                 )
         self.plan = plan
+        self._probing.clear()
         for policy in policies:
             self._probe_missing_hosts(policy)
 
@@ -84,9 +86,15 @@ class PolicyService:
         plan = self.plan.policies.get(policy.id)
         if plan is None or plan.state is not PlanState.PENDING:
             return
-        for ip in (policy.src_ip, policy.dst_ip, policy.monitor_ip):
-            if ip and self._state.hosts.by_ip(ip) is None:
-                self._probe(ip)
+        wanted = [
+            ip
+            for ip in (policy.src_ip, policy.dst_ip, policy.monitor_ip)
+            if ip and self._state.hosts.by_ip(ip) is None
+        ]
+        for ip in wanted:
+            self._probe(ip)
+        if wanted and self._state.sessions:
+            self._probing.add(policy.id)
 
     # ------------------------------------------------------------ status
 
@@ -154,13 +162,14 @@ class PolicyService:
         return self._with_status(self._store.get(policy_id))
 
     async def _apply(self, policy_id: int) -> Policy:
-        """Wait for the install round; while a probed host answers, for one more."""
+        """Wait for the install round; if it sent ARP probes for the policy's hosts, give the
+        answers about a second to arrive (the round they trigger makes the policy active)."""
         deadline = self._state.now() + APPLY_WAIT
         await self._reconciler.wait(self._reconciler.request(), APPLY_WAIT)
         policy = self.get(policy_id)
         while (
             policy.status is PolicyStatus.PENDING
-            and "not discovered" in policy.status_reason
+            and policy_id in self._probing
             and (left := deadline - self._state.now()) > 0
         ):
             await asyncio.sleep(min(0.2, left))
