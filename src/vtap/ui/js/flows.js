@@ -10,7 +10,7 @@ const PROTO_FILTER = { tcp: 6, udp: 17, icmp: 1 };
 
 function hopsHtml(f) {
   return f.hops
-    .map((h) => `<span class="hop" title="${esc(h.switch)}: ${h.packets} packets, ${bytes(h.bytes)}"><b>${esc(h.switch)}</b> ${bits(h.bps)} <span class="dim">${pps(h.pps)}</span></span>`)
+    .map((h) => `<span class="hop" title="${esc(h.switch)}: ${pps(h.pps)}, ${h.packets} packets, ${bytes(h.bytes)}"><b>${esc(h.switch)}</b> ${bits(h.bps)}</span>`)
     .join('<span class="arrow">→</span>');
 }
 
