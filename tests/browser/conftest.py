@@ -3,8 +3,6 @@ a small lab (2 spines, 4 leaves, h1..h8), held under the machine's lab lock."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -18,7 +16,6 @@ import pytest
 from tests.integration.labkit import vtap, wait_until
 from vtap.lab.topo import LeafSpinePlan
 
-LAB_LOCK = "/tmp/vtap-lab.lock"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -56,29 +53,6 @@ def lab_background(host: str, *cmd: str) -> subprocess.Popen[str]:
     )
 
 
-def holds_flock(path: str, pid: int) -> bool:
-    """True when process `pid` already holds a flock on `path` (e.g. tests/integration's
-    session lock, when both suites run in one pytest): locking again would wait forever."""
-    inode = os.stat(path).st_ino
-    with open("/proc/locks") as locks:
-        for line in locks:
-            fields = line.split()
-            if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
-                continue
-            if fields[4] == str(pid) and fields[5].rsplit(":", 1)[-1] == str(inode):
-                return True
-    return False
-
-
-@contextlib.contextmanager
-def lab_lock() -> Iterator[None]:
-    """The machine's one-lab lock, unless this process holds it already."""
-    with open(LAB_LOCK, "a") as lock:
-        if not holds_flock(LAB_LOCK, os.getpid()):
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def _fabric_ready() -> bool:
     try:
         topo = httpx.get(f"{API}/api/v1/topology", timeout=2).json()
@@ -89,40 +63,41 @@ def _fabric_ready() -> bool:
     return len(connected) == len(PLAN.switches) and len(topo["links"]) == want_links
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeafSpinePlan]:
+@pytest.fixture(scope="module")
+def lab(
+    tmp_path_factory: pytest.TempPathFactory, machine_lab_lock: None
+) -> Iterator[LeafSpinePlan]:
     if os.geteuid() != 0:
-        pytest.skip("browser tests drive the lab: they need root")
+        pytest.fail("browser tests drive the lab: they need root")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} missing (make test installs Debian's chromium)")
     state_dir = tmp_path_factory.mktemp("vtap-browser-state")
     names = {h.ip: h.name for h in PLAN.hosts}
     saved = {k: os.environ.get(k) for k in ("VTAP_STATE_DIR", "VTAP_HOST_NAMES")}
-    with lab_lock():  # one lab per machine: wait for anyone else's
-        os.environ["VTAP_STATE_DIR"] = str(state_dir)
-        os.environ["VTAP_HOST_NAMES"] = json.dumps(names)
-        try:
-            up = vtap(
-                "lab", "up", "--detach", "--spines", "2", "--leaves", "4", "--hosts-per-leaf", "2"
-            )
-            assert up.returncode == 0, up.stderr
-            wait_until(_fabric_ready, timeout=40)
-            # Let every host speak once, so that the controller knows them all.
-            for host in PLAN.hosts:
-                other = PLAN.hosts[0] if host is not PLAN.hosts[0] else PLAN.hosts[1]
-                lab_exec(host.name, "ping", "-c1", "-W1", other.ip)
-            yield PLAN
-        finally:
-            down = vtap("lab", "down")
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-            assert down.returncode == 0, down.stderr
+    os.environ["VTAP_STATE_DIR"] = str(state_dir)
+    os.environ["VTAP_HOST_NAMES"] = json.dumps(names)
+    try:
+        up = vtap(
+            "lab", "up", "--detach", "--spines", "2", "--leaves", "4", "--hosts-per-leaf", "2"
+        )
+        assert up.returncode == 0, up.stderr
+        wait_until(_fabric_ready, timeout=40)
+        # Let every host speak once, so that the controller knows them all.
+        for host in PLAN.hosts:
+            other = PLAN.hosts[0] if host is not PLAN.hosts[0] else PLAN.hosts[1]
+            lab_exec(host.name, "ping", "-c1", "-W1", other.ip)
+        yield PLAN
+    finally:
+        down = vtap("lab", "down")
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        assert down.returncode == 0, down.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(lab: LeafSpinePlan) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

@@ -14,6 +14,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import API, lab_background, lab_exec, shot
+from tests.integration.labkit import wait_until
 
 H1, H3, H5, H6, H7, H8 = (f"10.0.0.{i}" for i in (1, 3, 5, 6, 7, 8))
 SLOW = 30_000  # ms: an install waits for switches to settle (tap_settle) after the lab came up
@@ -81,7 +82,19 @@ def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Pag
     try:
         page.goto(f"{API}/#flows")
         page.fill(".f-host", "h3")
-        flow = page.locator("#flow-table .vt-row", has_text="h6").first
+        # The echo requests' flow (h3 → h6), not the replies' (h6 → h3): pick it by its id.
+        flow_id = ""
+
+        def request_flow() -> bool:
+            nonlocal flow_id
+            flows = httpx.get(f"{API}/api/v1/flows", params={"host": H3}, timeout=5).json()
+            items = flows["flows"] if isinstance(flows, dict) else flows
+            found = [f["id"] for f in items if f["src_ip"] == H3 and f["dst_ip"] == H6]
+            flow_id = found[0] if found else ""
+            return bool(found)
+
+        wait_until(request_flow, timeout=15)
+        flow = page.locator(f'#flow-table .vt-row[data-key="{flow_id}"]')
         expect(flow).to_be_visible(timeout=15_000)
         flow.click()
         expect(page.locator(".flow-detail svg.chart")).to_be_visible(timeout=10_000)

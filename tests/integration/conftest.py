@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
 
 import pytest
-
-LAB_LOCK = "/tmp/vtap-lab.lock"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -24,8 +20,5 @@ def _needs_root() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _lab_lock(_needs_root: None) -> Iterator[None]:
-    """One lab per machine (fixed bridge and interface names): wait for anyone else's."""
-    with open(LAB_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+def _lab_lock(_needs_root: None, machine_lab_lock: None) -> None:
+    """Integration tests run under the machine's lab lock (tests/conftest.py)."""
