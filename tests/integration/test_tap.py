@@ -25,6 +25,7 @@ from tests.integration.labkit import (
     edge_ports_ready,
     fabric_complete,
     running_lab,
+    vtap,
     wait_until,
 )
 from vtap.lab.traffic import Capture, FrameSpec, by_payload, send
@@ -279,6 +280,28 @@ def test_policy_waits_for_its_monitor_then_activates(
     assert "not discovered" in policy["status_reason"]
     assert lab.exec("h15", "ping", "-c1", "-W1", ip(16)).returncode == 0
     wait_active(api, policy["id"], timeout=10)
+
+
+def test_copy_path_is_recomputed_when_its_spine_link_fails(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    p = create(api, policies, name="reroute", src_ip=ip(1), dst_ip=ip(3), monitor_ip=ip(16))
+    rules = api.get(f"/policies/{p['id']}/rules").json()["switches"]
+    (spine,) = [sw["switch"] for sw in rules if sw["switch"].startswith("spine")]
+    assert vtap("lab", "link", spine, "leaf1", "down").returncode == 0
+    try:
+
+        def rerouted() -> bool:
+            now = api.get(f"/policies/{p['id']}/rules").json()["switches"]
+            spines = [sw["switch"] for sw in now if sw["switch"].startswith("spine")]
+            return bool(spines) and spine not in spines
+
+        wait_until(rerouted, timeout=10)
+        wait_active(api, p["id"])
+        run_case(tmp_path, 1, 3, spec(1, 3, dport=5010), copied_to=(16,))
+    finally:
+        assert vtap("lab", "link", spine, "leaf1", "up").returncode == 0
+        wait_until(lambda: fabric_complete(lab), timeout=15)
 
 
 def test_controller_restart_with_100_policies_reconciles_exactly(

@@ -246,8 +246,16 @@ def _physical_ports(topology: Topology, dpid: int) -> list[int]:
 
 
 def _edge_ports(topology: Topology, dpid: int) -> list[int]:
+    """Ports a host may send from: up and not fabric (a down port needs no guard)."""
+    sw = topology.switch(dpid)
+    if sw is None:
+        return []
     return [
-        p for p in _physical_ports(topology, dpid) if not topology.is_fabric_port(PortRef(dpid, p))
+        p.port_no
+        for p in sw.ports
+        if p.up
+        and p.port_no <= _MAX_PHYSICAL_PORT
+        and not topology.is_fabric_port(PortRef(dpid, p.port_no))
     ]
 
 
