@@ -16,15 +16,16 @@ from vtap.api.schemas import CopyCounter, PolicyRules, PolicyStats, RuleOut, Swi
 from vtap.compiler.forwarding import base_rules
 from vtap.compiler.ofctl import to_ofctl
 from vtap.compiler.pipeline import owner_of
-from vtap.compiler.rules import FlowRule, GroupRule, Output, SetField
-from vtap.compiler.tags import TapConfig, allocate, monitor_tag_key, policy_tag_key
+from vtap.compiler.rules import FlowRule, GroupRule
+from vtap.compiler.tags import TapConfig, allocate
 from vtap.compiler.tap import PlanState, TapPlan, compile_tap
 from vtap.controller.reconciler import Desired, Reconciler, SyncResult
 from vtap.controller.state import ControllerState
-from vtap.domain.network import PortRef, dpid_str
+from vtap.domain.network import dpid_str
 from vtap.domain.policy import Policy, PolicyPatch, PolicySpec, PolicyStatus
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
+from vtap.stats.copies import bucket_feeds, monitor_keys
 from vtap.store.base import PolicyRepository
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,8 @@ class PolicyService:
     async def stats(self, policy_id: int) -> PolicyStats:
         """Copies made for this policy: its monitor's bucket in each of its groups."""
         policy = self._store.get(policy_id)
+        keys = monitor_keys(policy, self._state.hosts)
+        tag_keys = {vid: key for key, vid in self._store.get_tags().items()}
         copies: list[CopyCounter] = []
         for dpid, (_flows, groups) in self.plan.rules_for(policy_id).items():
             session = self._state.sessions.get(dpid)
@@ -237,16 +240,16 @@ class PolicyService:
                 counter = counters.get(group.group_id)
                 if counter is None:
                     continue
-                for index, bucket in enumerate(group.buckets):
-                    monitor = self._bucket_monitor(dpid, bucket.actions)
-                    if monitor is None or not self._feeds(policy, monitor):
+                for index, bucket in enumerate(group.buckets[: len(counter.bucket_packets)]):
+                    fed = bucket_feeds(dpid, bucket.actions, tag_keys, self._state.hosts)
+                    if fed is None or fed not in keys:
                         continue
                     copies.append(
                         CopyCounter(
                             dpid=dpid_str(dpid),
                             switch=self._name(dpid),
                             group_id=group.group_id,
-                            monitor=monitor,
+                            monitor=fed,
                             packets=counter.bucket_packets[index],
                             bytes=counter.bucket_bytes[index],
                         )
@@ -257,30 +260,6 @@ class PolicyService:
             bytes=sum(c.bytes for c in copies),
             copies=copies,
         )
-
-    def _bucket_monitor(self, dpid: int, actions: tuple) -> str | None:
-        """Which tag key (or monitor MAC) a copy bucket feeds; None for production."""
-        tags = {vid: key for key, vid in self._store.get_tags().items()}
-        for action in actions:
-            if isinstance(action, SetField) and action.field == "vlan_vid":
-                return tags.get(int(action.value) & 0xFFF)
-        outputs = [a.port for a in actions if isinstance(a, Output)]
-        if len(outputs) == 1:
-            hosts = self._state.hosts.at(PortRef(dpid, outputs[0]))
-            if hosts:
-                return monitor_tag_key(hosts[0].mac)
-        return None
-
-    def _feeds(self, policy: Policy, key: str) -> bool:
-        if key == policy_tag_key(policy.id):
-            return True
-        monitor = None
-        if policy.monitor_mac:
-            monitor = policy.monitor_mac
-        elif policy.monitor_ip:
-            host = self._state.hosts.by_ip(policy.monitor_ip)
-            monitor = host.mac if host else None
-        return monitor is not None and key == monitor_tag_key(monitor)
 
 
 async def wait_active(service: PolicyService, policy_id: int, timeout: float) -> Policy:

@@ -53,7 +53,8 @@ def bucket_feeds(
     return None
 
 
-def _keys_of(policy: Policy, hosts: Hosts) -> set[str]:
+def monitor_keys(policy: Policy, hosts: Hosts) -> set[str]:
+    """The tag keys whose copy buckets feed this policy's monitor."""
     keys = {policy_tag_key(policy.id)}
     mac = policy.monitor_mac
     if mac is None and policy.monitor_ip is not None:
@@ -72,7 +73,7 @@ def copy_totals(
     counters: Mapping[int, Mapping[int, GroupCounters]],
 ) -> dict[int, CopyTotal]:
     """Copied packets and bytes per policy id, summed over the switches that copy for it."""
-    wanted = {p.id: _keys_of(p, hosts) for p in policies}
+    wanted = {p.id: monitor_keys(p, hosts) for p in policies}
     tag_keys = {vid: key for key, vid in tags.items()}
     packets: dict[int, int] = dict.fromkeys(wanted, 0)
     octets: dict[int, int] = dict.fromkeys(wanted, 0)
