@@ -7,6 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from vtap.domain.policy import Policy
+from vtap.domain.reports import (  # noqa: F401  (part of the API's schemas)
+    CopyCounter,
+    PolicyRules,
+    PolicyStats,
+    RuleOut,
+    SwitchRules,
+)
 
 
 class Health(BaseModel):
@@ -57,47 +64,6 @@ class TopologyOut(BaseModel):
     switches: list[SwitchOut]
     links: list[LinkOut]
     hosts: list[HostOut]
-
-
-class RuleOut(BaseModel):
-    kind: str  # "flow" or "group"
-    table_id: int | None = None
-    priority: int | None = None
-    group_id: int | None = None
-    cookie: str | None = None
-    ofctl: str
-
-
-class SwitchRules(BaseModel):
-    dpid: str
-    switch: str
-    rules: list[RuleOut]
-
-
-class PolicyRules(BaseModel):
-    policy_id: int
-    status: str
-    status_reason: str
-    switches: list[SwitchRules]
-
-
-class CopyCounter(BaseModel):
-    dpid: str
-    switch: str
-    group_id: int
-    monitor: str
-    packets: int
-    bytes: int
-
-
-class PolicyStats(BaseModel):
-    policy_id: int
-    packets: int
-    bytes: int
-    copies: list[CopyCounter]
-
-
-# ---------------------------------------------------------------- flows and live views
 
 
 class FlowHop(BaseModel):

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from vtap.api.schemas import CopyCounter, PolicyRules, PolicyStats, RuleOut, SwitchRules
 from vtap.compiler.forwarding import base_rules
 from vtap.compiler.ofctl import to_ofctl
 from vtap.compiler.pipeline import owner_of
@@ -23,6 +22,7 @@ from vtap.controller.reconciler import Desired, Reconciler, SyncResult
 from vtap.controller.state import ControllerState
 from vtap.domain.network import dpid_str
 from vtap.domain.policy import Policy, PolicyPatch, PolicySpec, PolicyStatus
+from vtap.domain.reports import CopyCounter, PolicyRules, PolicyStats, RuleOut, SwitchRules
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 from vtap.stats.copies import bucket_feeds, monitor_keys
