@@ -26,6 +26,7 @@ def _register() -> None:
     register_lab(app)
     register_demo(app)
     register_policy(app)
+    __import__("vtap.bench.cpcli").bench.cpcli.register(app)  # vtap bench controlplane
 
 
 def main() -> None:
