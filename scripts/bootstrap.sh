@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(openvswitch-switch mininet tcpdump iperf3 iputils-ping iproute2 procps ethtool
-              util-linux python3 python3-venv python3-dev chromium)
+              util-linux python3 python3-venv python3-dev chromium
+              dpdk-dev)  # dpdk-dev: dpdk-testpmd, the sender of `vtap bench dataplane`
 VENV=${VENV:-.venv}
 
 missing=()

@@ -17,6 +17,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from vtap.bench.dataplane.cli import register as register_bench_dataplane
     from vtap.controller.cli import register as register_controller
     from vtap.demo import register as register_demo
     from vtap.lab.cli import register as register_lab
@@ -27,6 +28,7 @@ def _register() -> None:
     register_demo(app)
     register_policy(app)
     __import__("vtap.bench.cpcli").bench.cpcli.register(app)  # vtap bench controlplane
+    register_bench_dataplane(app)  # joins the `bench` group; keep it after its registration
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""`vtap bench dataplane`: the seed's Section V data-plane measurements on this machine."""

@@ -1,0 +1,123 @@
+"""`vtap bench dataplane`: registered as a command of the `bench` group (created if absent)."""
+
+from __future__ import annotations
+
+import fcntl
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vtap.errors import VtapError
+
+LAB_LOCK = "/tmp/vtap-lab.lock"
+DEFAULT_OUT = Path("docs/results/dataplane")
+
+
+def dataplane(
+    full: Annotated[bool, typer.Option("--full", help="5 repeats of 5 s (default: quick)")] = False,
+    sizes: Annotated[str, typer.Option(help="Comma-separated packet sizes (bytes).")] = (
+        "64,128,256,512,1024,1280,1518"
+    ),
+    methods: Annotated[str, typer.Option(help="Comma-separated: none,mirror,vtap")] = (
+        "none,mirror,vtap"
+    ),
+    datapaths: Annotated[str, typer.Option(help="Comma-separated datapaths (ovs-veth).")] = (
+        "ovs-veth"
+    ),
+    repeats: Annotated[int, typer.Option(help="Windows per size (0: 3 quick, 5 full).")] = 0,
+    window: Annotated[float, typer.Option(help="Seconds per window (0: 2 quick, 5 full).")] = 0,
+    out: Annotated[Path, typer.Option(help="Directory for the results.")] = DEFAULT_OUT,
+    no_lock: Annotated[
+        bool, typer.Option("--no-lock", help="The caller holds the machine's lab lock.")
+    ] = False,
+) -> None:
+    """Measure no TAP vs. OVSDB port mirroring vs. vTAP on the OVS userspace datapath (veth)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vtap.bench.dataplane import harness, report
+
+    try:
+        size_list = tuple(int(s) for s in sizes.split(",") if s.strip())
+    except ValueError:
+        raise VtapError(f"--sizes must be comma-separated integers, not {sizes!r}") from None
+    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
+    bad = [m for m in method_list if m not in harness.METHODS]
+    if bad or not method_list:
+        raise VtapError(f"--methods must be among {', '.join(harness.METHODS)}, not {methods!r}")
+    dp_list = tuple(d.strip() for d in datapaths.split(",") if d.strip())
+    if not dp_list or any(d not in harness.DATAPATHS for d in dp_list):
+        raise VtapError(
+            f"--datapaths must be among {', '.join(harness.DATAPATHS)}, not {datapaths!r} "
+            "(OVS-DPDK is work in progress: src/vtap/bench/dataplane/dpdk.py)"
+        )
+    if not size_list or any(not 60 <= s <= 1518 for s in size_list):
+        raise VtapError("--sizes must be within 60..1518")
+    config = harness.RunConfig(
+        sizes=size_list,
+        methods=method_list,
+        datapaths=dp_list,
+        repeats=repeats or (5 if full else 3),
+        window=window or (5.0 if full else 2.0),
+        quick=not full,
+    )
+    command = (
+        "vtap bench dataplane " + shlex.join(sys.argv[3:])
+        if len(sys.argv) > 3
+        else ("vtap bench dataplane")
+    )
+    total = len(size_list) * len(method_list) * config.repeats
+    with tempfile.TemporaryDirectory(prefix="vbd-") as tmp, _lock(not no_lock):
+        work = Path(tmp)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns) as bar:
+            task = bar.add_task("setting up", total=total)
+
+            def progress(desc: str, n: int) -> None:
+                bar.update(task, advance=n, **({"description": desc} if desc else {}))
+
+            try:
+                result = harness.run(config, work, progress)
+            except VtapError as exc:
+                logs = out / "failed-run-logs"
+                logs.mkdir(parents=True, exist_ok=True)
+                for f in work.glob("*.log"):
+                    (logs / f.name).write_bytes(f.read_bytes())
+                raise VtapError(f"{exc} (logs copied to {logs})") from None
+    written = report.write(result, out, command)
+    for path in written:
+        print(path)
+
+
+class _lock:
+    def __init__(self, take: bool) -> None:
+        self.take = take
+        self.file = None
+
+    def __enter__(self) -> None:
+        if self.take:
+            self.file = open(LAB_LOCK, "a")
+            fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `dataplane` to the `bench` group, creating the group if nobody registered it yet."""
+    for group in app.registered_groups:
+        if group.name == "bench" and group.typer_instance is not None:
+            group.typer_instance.command("dataplane")(dataplane)
+            return
+    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+    bench.command("dataplane")(dataplane)
+    app.add_typer(bench, name="bench")

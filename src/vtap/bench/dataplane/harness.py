@@ -1,0 +1,542 @@
+"""`vtap bench dataplane`, normal-OVS role: OVS userspace datapath, veth ports, testpmd endpoints.
+
+Testbed (one bridge, three namespaces, each with one veth whose other end is a bridge port):
+
+    sender (vbd-snd) --> br-vbench --> receiver (vbd-rcv)
+                               \\--> monitor  (vbd-mon)   (copies, when a TAP is active)
+
+The sender is DPDK testpmd in txonly mode on an AF_PACKET vdev bound to the namespace's veth
+(`--no-huge`); receiver and monitor are counted by their veths' kernel rx counters (no process
+can miss a packet the kernel counted). Forwarding is always our controller's: the bridge is
+connected to `vtap controller`, which routes the sender's UDP flow reactively, so all three
+methods share the same forwarding rules and differ only in how the copy is made:
+
+- `none`: no TAP;
+- `mirror`: an OVSDB Mirror (select_src_port=sender, output_port=monitor), then
+  `ovs-appctl revalidator/purge` (platform notes: the datapath flow is stale otherwise);
+- `vtap`: a policy created through the controller's REST API (src_ip=sender, monitor_ip=monitor);
+  the rules are the ones our compiler produces and our controller installs.
+
+Before a method is measured its copy path is proven: the datapath flow of the sender's port
+outputs to both receiver and monitor (`dpctl/dump-flows`), and the monitor receives packets;
+a method whose monitor receives nothing fails the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+
+from vtap.errors import VtapError
+from vtap.lab.ovs import OvsEnv, OvsService
+
+SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
+METHODS = ("none", "mirror", "vtap")
+# Datapaths the CLI offers. "ovs-dpdk" (dpdk.py) is work in progress: it sets up OVS-DPDK,
+# the vhost-user endpoints and our controller and measures no TAP, but its mirror proof fails
+# (no datapath flow found for the sender yet); not offered until it passes.
+DATAPATHS = ("ovs-veth",)
+BRIDGE = "br-vbench"
+MTU = 1600
+NS = {"sender": "vbd-snd", "receiver": "vbd-rcv", "monitor": "vbd-mon"}
+PORT = {"sender": "vbd-s0", "receiver": "vbd-r0", "monitor": "vbd-m0"}
+IP = {"sender": "10.93.0.1", "receiver": "10.93.0.2", "monitor": "10.93.0.3"}
+MAC = {"sender": "02:93:00:00:00:01", "receiver": "02:93:00:00:00:02",
+       "monitor": "02:93:00:00:00:03"}  # fmt: skip
+IFACE = "eth0"  # the namespace end of each veth
+TESTPMD = "dpdk-testpmd"
+
+
+@dataclass
+class Sample:
+    """One measurement window of one (datapath, method, size)."""
+
+    datapath: str
+    method: str
+    size: int
+    repeat: int
+    seconds: float
+    sent: int
+    received: int
+    monitored: int
+    sender_pps: float = 0.0
+    receiver_pps: float = 0.0
+    receiver_mbps: float = 0.0
+    monitor_pps: float = 0.0
+    monitor_mbps: float = 0.0
+    drops: int = 0  # sent - received in the window (the sender's own tx counter)
+    monitor_drops: int = 0  # sent - monitored (only meaningful when a TAP is active)
+    pmd_cycles_per_packet: float = 0.0  # OVS-DPDK only (pmd-stats-show)
+    receiver_ring_drops: int = 0  # OVS-DPDK only: tx_dropped of the receiver's vhost port
+    monitor_ring_drops: int = 0
+
+    def finish(self) -> Sample:
+        s = self.seconds
+        self.sender_pps = self.sent / s
+        self.receiver_pps = self.received / s
+        self.monitor_pps = self.monitored / s
+        self.receiver_mbps = self.receiver_pps * self.size * 8 / 1e6
+        self.monitor_mbps = self.monitor_pps * self.size * 8 / 1e6
+        self.drops = max(0, self.sent - self.received)
+        self.monitor_drops = max(0, self.sent - self.monitored) if self.method != "none" else 0
+        return self
+
+
+@dataclass
+class Proof:
+    datapath: str
+    method: str
+    datapath_flow: str
+    monitor_packets: int
+
+
+@dataclass
+class RunConfig:
+    sizes: tuple[int, ...] = SIZES
+    methods: tuple[str, ...] = METHODS
+    datapaths: tuple[str, ...] = ("ovs-veth",)
+    repeats: int = 3
+    window: float = 2.0
+    warmup: float = 1.0
+    quick: bool = True
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    samples: list[Sample] = field(default_factory=list)
+    proofs: list[Proof] = field(default_factory=list)
+    machine: dict[str, str] = field(default_factory=dict)
+    started: str = ""
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "config": asdict(self.config),
+            "machine": self.machine,
+            "started": self.started,
+            "seconds": self.seconds,
+            "proofs": [asdict(p) for p in self.proofs],
+            "samples": [asdict(s) for s in self.samples],
+        }
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def sh(*argv: str, check: bool = True, timeout: float = 30) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise VtapError(f"{' '.join(argv)} failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def require_tools() -> None:
+    if os.geteuid() != 0:
+        raise VtapError("vtap bench dataplane needs root (Open vSwitch, network namespaces)")
+    if shutil.which(TESTPMD) is None:
+        raise VtapError(
+            f"{TESTPMD} not found: install it with `apt-get install dpdk-dev` (Debian 12)"
+        )
+    if shutil.which("ovs-vswitchd") is None:
+        raise VtapError(
+            "ovs-vswitchd not found: install it with `apt-get install openvswitch-switch`"
+        )
+
+
+def rx_tx(role: str) -> tuple[int, int]:
+    """(rx_packets, tx_packets) of the namespace end of a role's veth."""
+    out = sh("ip", "-n", NS[role], "-s", "-j", "link", "show", IFACE)
+    stats = json.loads(out)[0]["stats64"]
+    return int(stats["rx"]["packets"]), int(stats["tx"]["packets"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with suppress(Exception):
+            if pred():
+                return
+        time.sleep(0.2)
+    raise VtapError(f"timed out waiting for {what}")
+
+
+def machine_description() -> dict[str, str]:
+    cpu = ""
+    with suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = ""
+    with suppress(OSError):
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
+    ovs = sh("ovs-vswitchd", "--version", check=False).splitlines()[:1]
+    pmd = sh(TESTPMD, "--version", check=False).strip() if False else ""
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem,
+        "kernel": os.uname().release,
+        "ovs": ovs[0] if ovs else "",
+        "dpdk": _dpdk_version(),
+        "python": sys.version.split()[0],
+        **({"testpmd": pmd} if pmd else {}),
+    }
+
+
+def _dpdk_version() -> str:
+    out = sh("dpkg-query", "-W", "-f=${Version}", "dpdk-dev", check=False)
+    return out.strip()
+
+
+# ------------------------------------------------------------------------------ testbed
+
+
+class Testbed:
+    """The namespaces, veths, bridge, controller and OVS of one run; `close` removes them all."""
+
+    datapath = "ovs-veth"
+    bridge = BRIDGE
+
+    def __init__(self, workdir: Path, log: Callable[[str], None]) -> None:
+        self.workdir = workdir
+        self.log = log
+        self.ovs_service = OvsService(Path(tempfile.mkdtemp(prefix="vbd-ovs-", dir="/tmp")))
+        self.ovs: OvsEnv | None = None
+        self.created_ns: list[str] = []
+        self.bridge_created = False
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.api = ""
+        self.of_port = 0
+        self.odp: dict[str, int] = {}
+        self.mirror = False
+        self.policy_id: int | None = None
+        self.sender: subprocess.Popen[bytes] | None = None
+
+    # -- setup -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        self.ovs = self.ovs_service.ensure()
+        for ns in NS.values():
+            if ns in sh("ip", "netns", "list"):
+                raise VtapError(f"network namespace {ns} exists already (a crashed run?)")
+        self._start_controller()
+        self.ovs.vsctl(
+            "add-br", BRIDGE, "--", "set", "Bridge", BRIDGE, "datapath_type=netdev",
+            "fail_mode=secure", "protocols=OpenFlow13",
+        )  # fmt: skip
+        self.bridge_created = True
+        for role, ns in NS.items():
+            sh("ip", "netns", "add", ns)
+            self.created_ns.append(ns)
+            sh("ip", "link", "add", PORT[role], "mtu", str(MTU), "type", "veth", "peer", "name",
+               IFACE, "netns", ns, "mtu", str(MTU))  # fmt: skip
+            sh("ip", "link", "set", PORT[role], "up")
+            for knob in ("all", "default", IFACE):
+                sh("ip", "netns", "exec", ns, "sysctl", "-qw",
+                   f"net.ipv6.conf.{knob}.disable_ipv6=1", check=False)  # fmt: skip
+            sh("ip", "-n", ns, "link", "set", IFACE, "address", MAC[role])
+            sh("ip", "-n", ns, "addr", "add", f"{IP[role]}/24", "dev", IFACE)
+            sh("ip", "-n", ns, "link", "set", IFACE, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+            self.ovs.vsctl("add-port", BRIDGE, PORT[role])
+        self._connect_controller()
+        # Introduce the hosts to the controller (it learns them from their own packets).
+        for role in ("sender", "monitor"):
+            wait_for(lambda r=role: self._ping(r), 20, f"{role} to reach the receiver")
+        self.odp = self._odp_ports()
+
+    def _start_controller(self) -> None:
+        self.of_port = free_port()
+        api_port = free_port()
+        self.api = f"http://127.0.0.1:{api_port}/api/v1"
+        state = self.workdir / "controller-state"
+        state.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "VTAP_STATE_DIR": str(state)}
+        clog = (self.workdir / "controller.log").open("wb")
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "vtap", "controller", "--of-port", str(self.of_port),
+             "--api", f"127.0.0.1:{api_port}", "--log-level", "warning"],
+            stdout=clog, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        wait_for(lambda: httpx.get(f"{self.api}/health", timeout=1).status_code < 500, 20,
+                 "the vtap controller's REST API")  # fmt: skip
+
+    def _connect_controller(self) -> None:
+        assert self.ovs is not None
+        self.ovs.vsctl("set-controller", self.bridge, f"tcp:127.0.0.1:{self.of_port}")
+        wait_for(lambda: re.search(r"is_connected\s*:\s*true", self.ovs_vsctl_ctl()), 20,
+                 "the bridge to connect to the controller")  # fmt: skip
+
+    def ovs_vsctl_ctl(self) -> str:
+        assert self.ovs is not None
+        return self.ovs.vsctl("list", "Controller")
+
+    def port_names(self) -> dict[str, str]:
+        return PORT
+
+    def _ping(self, role: str) -> bool:
+        cmd = ["ip", "netns", "exec", NS[role], "ping", "-c1", "-W1", IP["receiver"]]
+        return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
+
+    def _odp_ports(self) -> dict[str, int]:
+        assert self.ovs is not None
+        out = self.ovs.appctl("dpctl/show")
+        ports = {}
+        for m in re.finditer(r"port (\d+): (\S+)", out):
+            ports[m.group(2)] = int(m.group(1))
+        return {role: ports[PORT[role]] for role in PORT}
+
+    # -- methods -----------------------------------------------------------------------
+
+    def set_method(self, method: str) -> None:
+        self.clear_method()
+        assert self.ovs is not None
+        if method == "mirror":
+            self.ovs.vsctl(
+                "--", "--id=@s", "get", "Port", self.port_names()["sender"],
+                "--", "--id=@m", "get", "Port", self.port_names()["monitor"],
+                "--", "--id=@mir", "create", "Mirror", "name=vbench", "select_src_port=@s",
+                "output_port=@m", "--", "set", "Bridge", self.bridge, "mirrors=@mir",
+            )  # fmt: skip
+            self.mirror = True
+        elif method == "vtap":
+            spec = {"name": "bench-dataplane", "src_ip": IP["sender"],
+                    "monitor_ip": IP["monitor"]}  # fmt: skip
+            resp = httpx.post(f"{self.api}/policies", json=spec, timeout=10)
+            if resp.status_code != 201:
+                raise VtapError(f"creating the vTAP policy failed: {resp.text}")
+            self.policy_id = int(resp.json()["id"])
+            wait_for(lambda: self._policy_status() == "active", 20, "the vTAP policy to be active")
+        elif method != "none":
+            raise VtapError(f"unknown method {method!r}")
+        self.ovs.appctl("revalidator/purge")
+
+    def _policy_status(self) -> str:
+        return str(httpx.get(f"{self.api}/policies/{self.policy_id}", timeout=5).json()["status"])
+
+    def clear_method(self) -> None:
+        assert self.ovs is not None
+        if self.mirror:
+            self.ovs.vsctl("clear", "Bridge", self.bridge, "mirrors")
+            self.mirror = False
+        if self.policy_id is not None:
+            httpx.delete(f"{self.api}/policies/{self.policy_id}", timeout=10)
+            self.policy_id = None
+            time.sleep(0.5)
+        self.ovs.appctl("revalidator/purge")
+
+    def sender_flow(self) -> str:
+        """The datapath flow(s) for the sender's UDP packets (in_port = sender)."""
+        assert self.ovs is not None
+        out = self.ovs.appctl("dpctl/dump-flows")
+        lines = [
+            line for line in out.splitlines()
+            if f"in_port({self.odp['sender']})" in line and "udp" in line
+        ]  # fmt: skip
+        return "\n".join(lines)
+
+    def copy_action_present(self, flow: str) -> bool:
+        acts = re.findall(r"actions:(\S+)", flow)
+        outs = [set(re.findall(r"(?:^|,)(\d+)", a)) for a in acts]
+        r, m = str(self.odp["receiver"]), str(self.odp["monitor"])
+        return any(r in o and m in o for o in outs)
+
+    # -- traffic -----------------------------------------------------------------------
+
+    def start_sender(self, size: int, tag: str) -> None:
+        self.stop_sender()
+        logf = (self.workdir / f"testpmd-{tag}.log").open("wb")
+        argv = [
+            "ip", "netns", "exec", NS["sender"], TESTPMD, "--no-huge", "-m", "256",
+            "--no-pci", "--lcores=0@0,1@1", f"--file-prefix=vbd{os.getpid()}",
+            f"--vdev=net_af_packet0,iface={IFACE},blocksz=4096,framesz=2048,framecnt=512",
+            "--", "--forward-mode=txonly", f"--txpkts={size}",
+            f"--eth-peer=0,{MAC['receiver']}", f"--tx-ip={IP['sender']},{IP['receiver']}",
+            "--total-num-mbufs=4096", "--stats-period=1",
+        ]  # fmt: skip
+        self.sender = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)  # fmt: skip
+
+        def sending() -> bool:
+            if self.sender is not None and self.sender.poll() is not None:
+                raise VtapError(f"testpmd exited; see {logf.name}")
+            a = rx_tx("sender")[1]
+            time.sleep(0.2)
+            return rx_tx("sender")[1] > a + 100
+
+        deadline = time.monotonic() + 20
+        while not sending():
+            if time.monotonic() > deadline:
+                raise VtapError(f"testpmd sends nothing; see {logf.name}")
+
+    def stop_sender(self) -> None:
+        if self.sender is not None:
+            self.sender.terminate()
+            try:
+                self.sender.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sender.kill()
+                self.sender.wait(5)
+            self.sender = None
+
+    def measure(self, method: str, size: int, repeat: int, window: float) -> Sample:
+        r0, _ = rx_tx("receiver")
+        m0, _ = rx_tx("monitor")
+        _, s0 = rx_tx("sender")
+        t0 = time.monotonic()
+        time.sleep(window)
+        r1, _ = rx_tx("receiver")
+        m1, _ = rx_tx("monitor")
+        _, s1 = rx_tx("sender")
+        dt = time.monotonic() - t0
+        return Sample(self.datapath, method, size, repeat, dt, s1 - s0, r1 - r0, m1 - m0).finish()
+
+    # -- teardown ----------------------------------------------------------------------
+
+    def close(self) -> list[str]:
+        done: list[str] = []
+        with suppress(Exception):
+            self.stop_sender()
+        if self.ovs is not None:
+            with suppress(Exception):
+                self.clear_method()
+        if self.controller is not None:
+            self.controller.terminate()
+            try:
+                self.controller.wait(10)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+            done.append("controller")
+        for ns in self.created_ns:
+            sh("ip", "netns", "del", ns, check=False)
+        for role in PORT:
+            sh("ip", "link", "del", PORT[role], check=False)
+        if self.ovs is not None and self.bridge_created:
+            with suppress(Exception):
+                self.ovs.vsctl("--if-exists", "del-br", self.bridge)
+        if self.ovs is not None and self.ovs.started:
+            done += self.ovs_service.stop()
+        with suppress(OSError):
+            for f in self.ovs_service.rundir.glob("*.log"):
+                shutil.copy(f, self.workdir / f"{self.datapath}-{f.name}")
+            shutil.rmtree(self.ovs_service.rundir)
+        return done
+
+
+@contextmanager
+def testbed(workdir: Path, log: Callable[[str], None]) -> Iterator[Testbed]:
+    bed = Testbed(workdir, log)
+    try:
+        bed.open()
+        yield bed
+    finally:
+        bed.close()
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def run(
+    config: RunConfig,
+    workdir: Path,
+    progress: Callable[[str, int], None] = lambda _d, _n: None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> RunResult:
+    """Measure every (method, size) on the normal-OVS testbed. Each (method, size) starts one
+    sender; the repeats are consecutive measurement windows of `config.window` seconds."""
+    require_tools()
+    result = RunResult(config, machine=machine_description(),
+                       started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))  # fmt: skip
+    t0 = time.monotonic()
+    for datapath in config.datapaths:
+        _run_datapath(datapath, config, workdir, result, progress, log)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _run_datapath(
+    datapath: str,
+    config: RunConfig,
+    workdir: Path,
+    result: RunResult,
+    progress: Callable[[str, int], None],
+    log: Callable[[str], None],
+) -> None:
+    if datapath == "ovs-dpdk":
+        from vtap.bench.dataplane.dpdk import DpdkTestbed
+
+        cls: type[Testbed] = DpdkTestbed
+    elif datapath == "ovs-veth":
+        cls = Testbed
+    else:
+        raise VtapError(f"unknown datapath {datapath!r}")
+    bed = cls(workdir, log)
+    try:
+        bed.open()
+        for method in config.methods:
+            bed.set_method(method)
+            proven = False
+            for size in config.sizes:
+                tag = f"{method}-{size}"
+                progress(f"{datapath} {method} {size} B: starting sender", 0)
+                bed.start_sender(size, tag)
+                time.sleep(config.warmup)
+                if not proven:
+                    bed.ovs.appctl("revalidator/purge") if bed.ovs else None
+                    time.sleep(0.5)
+                    proof = prove(bed, method)
+                    result.proofs.append(proof)
+                    proven = True
+                for rep in range(config.repeats):
+                    progress(f"{datapath} {method} {size} B: {rep + 1}/{config.repeats}", 0)
+                    sample = bed.measure(method, size, rep, config.window)
+                    if method != "none" and sample.monitored == 0:
+                        raise VtapError(
+                            f"{method}, {size} B: the monitor received nothing in a window"
+                        )
+                    result.samples.append(sample)
+                    progress("", 1)
+                bed.stop_sender()
+            bed.clear_method()
+    finally:
+        bed.close()
+
+
+def prove(bed: Testbed, method: str) -> Proof:
+    """The method does what it claims, on the datapath, under traffic."""
+    flow = bed.sender_flow()
+    sample = bed.measure(method, 0, -1, 0.5)
+    if method == "none":
+        if bed.copy_action_present(flow):
+            raise VtapError(f"no-TAP baseline, yet the datapath copies to the monitor: {flow}")
+        return Proof(bed.datapath, method, flow, sample.monitored)
+    if not bed.copy_action_present(flow):
+        raise VtapError(
+            f"{method}: the sender's datapath flow has no copy to the monitor's port "
+            f"{bed.odp['monitor']}: {flow or '(no datapath flow)'}; all datapath flows: "
+            f"{bed.ovs.appctl('dpctl/dump-flows')[:2000] if bed.ovs else ''}"
+        )
+    if sample.monitored == 0:
+        raise VtapError(f"{method}: the monitor received no copies")
+    return Proof(bed.datapath, method, flow, sample.monitored)
