@@ -121,6 +121,10 @@ def controlplane(
     out: Annotated[Path, typer.Option(help="directory for the results")] = DEFAULT_OUT,
     concurrency: Annotated[int, typer.Option(help="POSTs in flight")] = 16,
     no_lab: Annotated[bool, typer.Option("--no-lab", help="compiler scaling only")] = False,
+    no_lock: Annotated[
+        bool,
+        typer.Option("--no-lock", help="the caller holds /tmp/vtap-lab.lock (e.g. under flock)"),
+    ] = False,
 ) -> None:
     """Benchmark the control plane; results (JSON, README.md, PNG) go to --out."""
     from rich.console import Console
@@ -160,7 +164,7 @@ def controlplane(
             out=out,
             api=api,
             lab=not no_lab,
-            take_lock=True,
+            take_lock=not no_lock,
             counts=counts,
             compile_cases=tuple(cases),
             lab_plan=(4, 8, 2),

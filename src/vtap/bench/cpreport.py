@@ -255,3 +255,47 @@ def _save(fig: Any, path: Path) -> Path:
 
     plt.close(fig)
     return path
+
+
+def headline(r: dict[str, Any], where: str = "docs/results/controlplane/") -> list[str]:
+    """The top-level README's control-plane lines, read from a results.json."""
+    lab = r.get("lab") or {}
+    plan = lab.get("plan", {})
+    by_n = {t["policies"]: t for t in lab.get("throughput", [])}
+    comp = {(c["spines"], c["leaves"], c["policies"]): c for c in r.get("compile", [])}
+    lines = [f"Control plane (`{r['command']}`, {r['date']}; details in `{where}`):", ""]
+    if 1_000 in by_n:
+        t = by_n[1_000]
+        lines.append(
+            f"- 1,000 policies created at once → all `active` in {t['to_active_s']:.1f} s on the "
+            f"default lab ({plan['spines']}×{plan['leaves']}, {plan['hosts_per_leaf']} hosts per "
+            f"leaf): {t['flow_mods_per_s']:,.0f} flow-mods/s, "
+            f"{t['ratio_vs_ofctl_bundle'] * 100:.0f} % of `ovs-ofctl bundle` of the same "
+            f"{t['flows'] + t['groups']:,} rules ({t['ofctl_bundle']['rate_parallel']:,.0f}/s)"
+        )
+    if lab.get("latency"):
+        a = lab["latency"]["active_ms"]
+        lines.append(
+            f"- policy apply latency (REST → active, barrier-confirmed, "
+            f"{lab['latency']['policies']} policies one at a time): p50 {a['p50']:.1f} ms, "
+            f"p95 {a['p95']:.1f} ms, max {a['max']:.1f} ms"
+        )
+    if lab.get("first_copy", {}).get("first_copy_ms"):
+        f = lab["first_copy"]["first_copy_ms"]
+        lines.append(
+            f"- REST → first copy captured at the monitor: p50 {f['p50']:.0f} ms "
+            f"({lab['first_copy']['policies']} policies)"
+        )
+    if lab.get("restart"):
+        rs = lab["restart"]
+        lines.append(
+            f"- controller restart with {rs['policies']:,} policies: all active again after "
+            f"{rs['all_active_s']:.1f} s; switch tables unchanged: {rs['tables_unchanged']}"
+        )
+    c = comp.get((4, 8, 10_000))
+    if c:
+        lines.append(
+            f"- compile 10,000 policies on 4×8 (no switches): {c['compile_s']:.1f} s "
+            f"({c['flows']:,} flows, {c['groups']:,} groups)"
+        )
+    return lines

@@ -251,7 +251,13 @@ def counts(snap: dict[str, dict[str, list[str]]]) -> tuple[int, int]:
 def ofctl_bundle(target: LabTarget, snap: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
     """Re-add the same rules with one `ovs-ofctl bundle` per switch (groups and flows in one
     atomic transaction), all switches at once, timed; then remove them again."""
-    workdir = Path(tempfile.mkdtemp(prefix="vtap-bench-"))
+    with tempfile.TemporaryDirectory(prefix="vtap-bench-") as tmp:
+        return _ofctl_bundle(target, snap, Path(tmp))
+
+
+def _ofctl_bundle(
+    target: LabTarget, snap: dict[str, dict[str, list[str]]], workdir: Path
+) -> dict[str, Any]:
     argv: list[list[str]] = []
     for bridge, rules in snap.items():
         if not rules["flows"] and not rules["groups"]:
