@@ -270,7 +270,7 @@ def headline(r: dict[str, Any], where: str = "docs/results/controlplane/") -> li
             f"- 1,000 policies created at once → all `active` in {t['to_active_s']:.1f} s on the "
             f"default lab ({plan['spines']}×{plan['leaves']}, {plan['hosts_per_leaf']} hosts per "
             f"leaf): {t['flow_mods_per_s']:,.0f} flow-mods/s, "
-            f"{t['ratio_vs_ofctl_bundle'] * 100:.0f} % of `ovs-ofctl bundle` of the same "
+            f"{t['ratio_vs_ofctl_bundle'] * 100:.1f} % of `ovs-ofctl bundle` of the same "
             f"{t['flows'] + t['groups']:,} rules ({t['ofctl_bundle']['rate_parallel']:,.0f}/s)"
         )
     if lab.get("latency"):
