@@ -1,8 +1,14 @@
 """OVS-DPDK testbed: `dpdkvhostuserclient` ports, DPDK testpmd virtio-user endpoints.
 
-WORK IN PROGRESS, not offered by the CLI (harness.DATAPATHS): setup, host introduction, the
-no-TAP measurement and teardown (hugepages restored) run; the mirror method's proof does not
-find the sender's datapath flow yet — to debug next (see the proof error's flow dump).
+WORK IN PROGRESS, not offered by the CLI (harness.DATAPATHS). Verified so far: hugepages set and
+restored, OVS-DPDK up in our run dir, vhost-user endpoints forward, live counters
+(`dpctl/show -s`; the OVSDB statistics lag 5 s), receiver and monitor learnt by the controller,
+no-TAP measured, mirror proven (copy action + monitor copies) when each sender run was its own
+process. Open: with the sender kept as one interactive testpmd (needed so its port never flaps
+and the vTAP policy stays active), the controller does not learn the sender within 90 s;
+and with per-size sender restarts the vTAP policy never became active (sender forgotten on
+port down). Debug the controller's host learning on a vhost port next.
+
 
 Per the platform notes: 2 MB hugepages (the original count is restored on close), OVS started
 with Debian's ovs-vswitchd-dpdk in a run dir of our own, `dpdk-init=true dpdk-socket-mem=256
@@ -104,13 +110,23 @@ class DpdkTestbed(Testbed):
                 "type=dpdkvhostuserclient", f"options:vhost-server-path={self._sock(role)}",
             )  # fmt: skip
         self._connect_controller()
-        # Introduce receiver and monitor (they only send while in txonly), then make them sinks.
+        # The controller learns hosts from their packets: receiver and monitor run interactive
+        # testpmd, send for a moment (txonly), then switch to rxonly in the same process
+        # (restarting one takes its port down, and the controller forgets the host).
         for role in ("receiver", "monitor"):
-            self._start_endpoint(role, "txonly", 64)
+            self._start_endpoint(role, "txonly", 64, interactive=True)
+            self._command(role, "start")
         self._wait_learnt(("receiver", "monitor"))
         for role in ("receiver", "monitor"):
-            self._stop_endpoint(role)
-            self._start_endpoint(role, "rxonly", 64)
+            for cmd in ("stop", "set fwd rxonly", "start"):
+                self._command(role, cmd)
+        # The sender too stays one process (sizes change with `set txpkts`): a restart would
+        # take its port down, the controller would forget it, and the vTAP policy (src_ip =
+        # sender) would go pending.
+        self._start_endpoint("sender", "txonly", 64, interactive=True)
+        self._command("sender", "start")
+        self._wait_learnt(("sender",))
+        self._command("sender", "stop")
         self.odp = self._odp_ports_of(VPORT)
 
     def _connect_controller(self) -> None:
@@ -132,18 +148,29 @@ class DpdkTestbed(Testbed):
     def _sock(self, role: str) -> Path:
         return self.sock_dir / f"{role}.sock"
 
-    def _start_endpoint(self, role: str, mode: str, size: int) -> None:
-        logf = (self.workdir / f"testpmd-dpdk-{role}-{mode}-{size}.log").open("wb")
-        peer = {"sender": "receiver", "receiver": "sender", "monitor": "sender"}[role]
+    def _command(self, role: str, cmd: str) -> None:
+        proc = self.endpoints[role]
+        assert proc.stdin is not None
+        proc.stdin.write(cmd.encode() + b"\n")
+        proc.stdin.flush()
+        time.sleep(0.3)
+
+    def _start_endpoint(
+        self, role: str, mode: str, size: int, peer: str = "", interactive: bool = False
+    ) -> None:
+        logf = (self.workdir / f"testpmd-dpdk-{role}-{mode}-{size}{peer}.log").open("wb")
+        peer = peer or {"sender": "receiver", "receiver": "sender", "monitor": "sender"}[role]
         argv = [
             harness.TESTPMD, "--lcores=0@0,1@0", "-m", "64", "--no-pci", "--single-file-segments",
             f"--file-prefix=vbd-{role}",
             f"--vdev=virtio_user0,path={self._sock(role)},server=1,mac={MAC[role]}",
-            "--", f"--forward-mode={mode}", "--total-num-mbufs=4096", "--stats-period=1",
+            "--", f"--forward-mode={mode}", "--total-num-mbufs=4096",
+            *(["-i"] if interactive else ["--stats-period=1"]),
             f"--txpkts={size}", f"--eth-peer=0,{MAC[peer]}", f"--tx-ip={IP[role]},{IP[peer]}",
         ]  # fmt: skip
+        stdin = subprocess.PIPE if interactive else subprocess.DEVNULL
         self.endpoints[role] = subprocess.Popen(
-            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=stdin
         )
 
     def _stop_endpoint(self, role: str) -> None:
@@ -161,10 +188,11 @@ class DpdkTestbed(Testbed):
         import httpx
 
         def known() -> bool:
-            hosts = httpx.get(f"{self.api}/topology", timeout=5).text
+            hosts = httpx.get(f"{self.api}/topology", timeout=20).text
             return all(MAC[r] in hosts for r in roles)
 
-        wait_for(known, 30, f"the controller to learn {', '.join(roles)}")
+        # Generous: three busy-polling endpoints share core 0 with the controller.
+        wait_for(known, 90, f"the controller to learn {', '.join(roles)}")
 
     def _odp_ports_of(self, names: dict[str, str]) -> dict[str, int]:
         assert self.ovs is not None
@@ -175,13 +203,28 @@ class DpdkTestbed(Testbed):
     # -- traffic -----------------------------------------------------------------------
 
     def _stats(self, role: str) -> dict[str, int]:
+        """Live datapath port counters (the OVSDB Interface statistics lag by 5 s)."""
         assert self.ovs is not None
-        out = self.ovs.vsctl("get", "Interface", VPORT[role], "statistics")
-        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", out)}
+        out = self.ovs.appctl("dpctl/show", "-s")
+        block = out.split(f": {VPORT[role]} ", 1)[1].split("\n  port ", 1)[0]
+        # Counters a port does not support print as "?".
+        rx = re.search(r"RX packets:(\S+)[^\n]*?dropped:(\S+)", block)
+        tx = re.search(r"TX packets:(\S+)[^\n]*?dropped:(\S+)", block)
+        assert rx is not None and tx is not None, block
+
+        def num(v: str) -> int:
+            return int(v) if v.isdigit() else 0
+
+        return {
+            "rx_packets": num(rx.group(1)),
+            "rx_dropped": num(rx.group(2)),
+            "tx_packets": num(tx.group(1)),
+            "tx_dropped": num(tx.group(2)),
+        }
 
     def start_sender(self, size: int, tag: str) -> None:
-        self.stop_sender()
-        self._start_endpoint("sender", "txonly", size)
+        for cmd in ("stop", f"set txpkts {size}", "start"):
+            self._command("sender", cmd)
 
         def sending() -> bool:
             a = self._stats("sender").get("rx_packets", 0)
@@ -191,7 +234,8 @@ class DpdkTestbed(Testbed):
         wait_for(sending, 30, "the DPDK sender to send")
 
     def stop_sender(self) -> None:
-        self._stop_endpoint("sender")
+        if "sender" in self.endpoints:
+            self._command("sender", "stop")
 
     def measure(self, method: str, size: int, repeat: int, window: float) -> Sample:
         assert self.ovs is not None

@@ -191,7 +191,6 @@ def machine_description() -> dict[str, str]:
     with suppress(OSError):
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
     ovs = sh("ovs-vswitchd", "--version", check=False).splitlines()[:1]
-    pmd = sh(TESTPMD, "--version", check=False).strip() if False else ""
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
@@ -200,7 +199,6 @@ def machine_description() -> dict[str, str]:
         "ovs": ovs[0] if ovs else "",
         "dpdk": _dpdk_version(),
         "python": sys.version.split()[0],
-        **({"testpmd": pmd} if pmd else {}),
     }
 
 
@@ -327,13 +325,13 @@ class Testbed:
             if resp.status_code != 201:
                 raise VtapError(f"creating the vTAP policy failed: {resp.text}")
             self.policy_id = int(resp.json()["id"])
-            wait_for(lambda: self._policy_status() == "active", 20, "the vTAP policy to be active")
+            wait_for(lambda: self._policy_status() == "active", 60, "the vTAP policy to be active")
         elif method != "none":
             raise VtapError(f"unknown method {method!r}")
         self.ovs.appctl("revalidator/purge")
 
     def _policy_status(self) -> str:
-        return str(httpx.get(f"{self.api}/policies/{self.policy_id}", timeout=5).json()["status"])
+        return str(httpx.get(f"{self.api}/policies/{self.policy_id}", timeout=20).json()["status"])
 
     def clear_method(self) -> None:
         assert self.ovs is not None
@@ -503,7 +501,8 @@ def _run_datapath(
                 bed.start_sender(size, tag)
                 time.sleep(config.warmup)
                 if not proven:
-                    bed.ovs.appctl("revalidator/purge") if bed.ovs else None
+                    if bed.ovs is not None:
+                        bed.ovs.appctl("revalidator/purge")
                     time.sleep(0.5)
                     proof = prove(bed, method)
                     result.proofs.append(proof)

@@ -142,9 +142,11 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
                 "(`pmd-cpu-mask=0x2`, `pmd-perf-metrics=true`); all three endpoints and OVS's "
                 "main thread share core 0, so endpoint rates are contention-bound and PMD "
                 "processing cycles per packet (`dpif-netdev/pmd-stats-show`, cleared per "
-                "window) is the robust comparison. Counts are OVS Interface statistics (rx of "
-                "the sender's port, tx of the receiver's and monitor's). 1024 × 2 MB hugepages "
-                "are set for the run and the original count restored after.",
+                "window) is the robust comparison. Counts are live datapath port counters "
+                "(`dpctl/show -s`: rx of the sender's port, tx of the receiver's and "
+                "monitor's). Each endpoint is one interactive testpmd for the whole run (sizes "
+                "change with `set txpkts`), so no vhost port flaps. 1024 × 2 MB hugepages are "
+                "set for the run and the original count restored after.",
                 "",
             ]
             if "ovs-dpdk" in cfg.datapaths
