@@ -17,6 +17,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from vtap.bench.cpcli import register as register_bench_controlplane
     from vtap.bench.dataplane.cli import register as register_bench_dataplane
     from vtap.controller.cli import register as register_controller
     from vtap.demo import register as register_demo
@@ -27,7 +28,7 @@ def _register() -> None:
     register_lab(app)
     register_demo(app)
     register_policy(app)
-    __import__("vtap.bench.cpcli").bench.cpcli.register(app)  # vtap bench controlplane
+    register_bench_controlplane(app)  # creates the `bench` group; dataplane joins it
     register_bench_dataplane(app)  # joins the `bench` group; keep it after its registration
 
 
