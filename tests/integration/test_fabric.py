@@ -35,16 +35,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
 
 
-def _fabric_complete(lab: Lab, links: int) -> bool:
-    return fabric_complete(lab, links)
-
-
 def _hosts(lab: Lab) -> dict[str, str]:
     return {h.name: h.ip for h in lab.plan.hosts}
 
 
 def test_all_pairs_reach_each_other_within_30s_of_start(lab: Lab) -> None:
-    wait_until(lambda: _fabric_complete(lab, 32), timeout=30)
+    wait_until(lambda: fabric_complete(lab, 32), timeout=30)
     deadline = lab.started + 30
     report = ping_all(_hosts(lab))
     while report.failed and time.monotonic() < deadline:
@@ -110,11 +106,11 @@ def test_spine_link_failure_recovers_within_10s_and_link_is_rediscovered(lab: La
         )
         print(f"connectivity back {took:.2f}s after {spine}-leaf1 went down")
         assert _spine_carrying(lab, "10.0.0.1", "10.0.0.16") != spine
-        wait_until(lambda: _fabric_complete(lab, 31), timeout=10)
+        wait_until(lambda: fabric_complete(lab, 31), timeout=10)
     finally:
         up = vtap("lab", "link", spine, "leaf1", "up")
     assert up.returncode == 0, up.stderr
-    took = wait_until(lambda: _fabric_complete(lab, 32), timeout=15)
+    took = wait_until(lambda: fabric_complete(lab, 32), timeout=15)
     print(f"{spine}-leaf1 rediscovered {took:.2f}s after it came back up")
 
 
@@ -144,7 +140,7 @@ def test_controller_restart_keeps_rules_and_restores_reachability(lab: Lab, tmp_
     try:
         # Entries stay on the switches (fail_mode=secure), so pings alone prove little: wait
         # until every switch has rejoined the new controller, then check.
-        wait_until(lambda: _fabric_complete(lab, 32), timeout=15)
+        wait_until(lambda: fabric_complete(lab, 32), timeout=15)
         deadline = restarted + 15
         report = ping_all(hosts)
         while report.failed and time.monotonic() < deadline:

@@ -260,11 +260,3 @@ class PolicyService:
             bytes=sum(c.bytes for c in copies),
             copies=copies,
         )
-
-
-async def wait_active(service: PolicyService, policy_id: int, timeout: float) -> Policy:
-    """Poll until a policy is active (tests and benchmarks)."""
-    async with asyncio.timeout(timeout):
-        while (policy := service.get(policy_id)).status is not PolicyStatus.ACTIVE:
-            await asyncio.sleep(0.05)
-    return policy

@@ -102,7 +102,6 @@ class Reconciler:
         self._done = asyncio.Condition()
         self.before_round: Callable[[], None] = lambda: None
         self.after_round: Callable[[dict[int, SyncResult]], None] = lambda _results: None
-        self.last_results: dict[int, SyncResult] = {}
 
     # ------------------------------------------------------------ rounds
 
@@ -130,7 +129,6 @@ class Reconciler:
             try:
                 self.before_round()
                 results = await self.sync_all()
-                self.last_results = results
                 self.after_round(results)
             except Exception:
                 log.exception("reconcile round failed")
@@ -238,12 +236,6 @@ class Reconciler:
             [s.rule for s in stats if isinstance(s, FlowStat)],
             [g for g in groups if isinstance(g, GroupRule)],
         )
-
-    def holds(self, dpid: int) -> tuple[list[FlowRule], list[GroupRule]]:
-        mirror = self._mirrors.get(dpid)
-        if mirror is None:
-            return [], []
-        return list(mirror.flows.values()), list(mirror.groups.values())
 
 
 def _ordered(changes: ChangeSet) -> Sequence[FlowRule | GroupRule | int]:
