@@ -153,6 +153,12 @@ class Forwarding:
         where = PortRef(session.dpid, in_port)
         if self._state.is_edge(session.dpid, in_port):
             await self.learn(frame.eth_src, ip.src, where)
+        elif not self._state.topology.is_fabric_port(where):
+            # A port still in its edge grace: routing this packet now would install a path
+            # that carries the rest of the flow past the controller, and a host that only
+            # ever sends one flow (a traffic generator) would never be learnt.
+            self._defer(session, in_port, frame, data, self.on_ipv4)
+            return
         dst = self._state.hosts.by_ip(ip.dst)
         if dst is None:
             await self._probe(frame, ip.dst)
