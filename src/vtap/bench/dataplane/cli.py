@@ -25,17 +25,23 @@ def dataplane(
     methods: Annotated[str, typer.Option(help="Comma-separated: none,mirror,vtap")] = (
         "none,mirror,vtap"
     ),
-    datapaths: Annotated[str, typer.Option(help="Comma-separated datapaths (ovs-veth).")] = (
-        "ovs-veth"
-    ),
+    datapaths: Annotated[
+        str, typer.Option(help="Comma-separated datapaths: ovs-veth (normal OVS), ovs-dpdk.")
+    ] = "ovs-veth,ovs-dpdk",
+    paced: Annotated[
+        bool, typer.Option(help="OVS-DPDK: every method at half the no-TAP capacity, 64 B.")
+    ] = True,
+    two_pairs: Annotated[
+        bool, typer.Option(help="OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs.")
+    ] = True,
     repeats: Annotated[int, typer.Option(help="Windows per size (0: 3 quick, 5 full).")] = 0,
-    window: Annotated[float, typer.Option(help="Seconds per window (0: 2 quick, 5 full).")] = 0,
+    window: Annotated[float, typer.Option(help="Seconds per window (0: 1.5 quick, 5 full).")] = 0,
     out: Annotated[Path, typer.Option(help="Directory for the results.")] = DEFAULT_OUT,
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="The caller holds the machine's lab lock.")
     ] = False,
 ) -> None:
-    """Measure no TAP vs. OVSDB port mirroring vs. vTAP on the OVS userspace datapath (veth)."""
+    """Measure no TAP vs. OVSDB port mirroring vs. vTAP on normal OVS and OVS-DPDK."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vtap.bench.dataplane import harness, report
@@ -51,8 +57,7 @@ def dataplane(
     dp_list = tuple(d.strip() for d in datapaths.split(",") if d.strip())
     if not dp_list or any(d not in harness.DATAPATHS for d in dp_list):
         raise VtapError(
-            f"--datapaths must be among {', '.join(harness.DATAPATHS)}, not {datapaths!r} "
-            "(OVS-DPDK is work in progress: src/vtap/bench/dataplane/dpdk.py)"
+            f"--datapaths must be among {', '.join(harness.DATAPATHS)}, not {datapaths!r}"
         )
     if not size_list or any(not 60 <= s <= 1518 for s in size_list):
         raise VtapError("--sizes must be within 60..1518")
@@ -61,15 +66,17 @@ def dataplane(
         methods=method_list,
         datapaths=dp_list,
         repeats=repeats or (5 if full else 3),
-        window=window or (5.0 if full else 2.0),
+        window=window or (5.0 if full else 1.5),
         quick=not full,
+        paced=paced,
+        two_pairs=two_pairs,
     )
     command = (
         "vtap bench dataplane " + shlex.join(sys.argv[3:])
         if len(sys.argv) > 3
         else ("vtap bench dataplane")
     )
-    total = len(size_list) * len(method_list) * config.repeats
+    total = config.windows()
     with tempfile.TemporaryDirectory(prefix="vbd-") as tmp, _lock(not no_lock):
         work = Path(tmp)
         columns = (

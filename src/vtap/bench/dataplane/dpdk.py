@@ -1,25 +1,27 @@
 """OVS-DPDK testbed: `dpdkvhostuserclient` ports, DPDK testpmd virtio-user endpoints.
 
-WORK IN PROGRESS, not offered by the CLI (harness.DATAPATHS). Verified so far: hugepages set and
-restored, OVS-DPDK up in our run dir, vhost-user endpoints forward, live counters
-(`dpctl/show -s`; the OVSDB statistics lag 5 s), receiver and monitor learnt by the controller,
-no-TAP measured, mirror proven (copy action + monitor copies) when each sender run was its own
-process. Open: with the sender kept as one interactive testpmd (needed so its port never flaps
-and the vTAP policy stays active), the controller does not learn the sender within 90 s;
-and with per-size sender restarts the vTAP policy never became active (sender forgotten on
-port down). Debug the controller's host learning on a vhost port next.
-
-
 Per the platform notes: 2 MB hugepages (the original count is restored on close), OVS started
 with Debian's ovs-vswitchd-dpdk in a run dir of our own, `dpdk-init=true dpdk-socket-mem=256
-pmd-cpu-mask=0x2 dpdk-extra=--no-pci`, `pmd-perf-metrics=true`. The PMD thread owns core 1; the
-three testpmd endpoints (sender txonly, receiver and monitor rxonly) share core 0 with OVS's main
-thread, so endpoint rates are contention-bound and PMD cycles/packet is the robust figure.
+dpdk-extra=--no-pci pmd-perf-metrics=true`, one PMD thread on core 1 (`pmd-cpu-mask=0x2`) unless
+a run asks for two (`0x3`). Every endpoint (testpmd, two lcores each) is pinned to core 0, which
+it shares with OVS's main thread and the controller, so endpoint rates are contention-bound and
+PMD cycles/packet (`dpif-netdev/pmd-perf-show`) is the robust figure.
 
-The controller learns hosts from their packets, and an rxonly endpoint sends none: receiver and
-monitor are introduced by running them in txonly for a moment first. Counts come from OVS's
-Interface statistics (rx of the sender's port, tx of the receiver's and monitor's ports,
-tx_dropped when their rings are full).
+Testbed 1 is one sender/receiver pair and a monitor; testbed 2 (seed Tables 5.5/5.6) adds a
+second pair (`sender2` → `receiver2`), each sender's rx queue pinned to a PMD
+(`pmd-rxq-affinity`, `pmd-rxq-isolate=false` so the other queues are still polled).
+
+The controller learns hosts from their packets, and an rxonly endpoint sends none: each
+endpoint is one interactive testpmd for the whole run, sending for a moment (txonly) until the
+controller knows it, then switched to rxonly in the same process. Restarting one would take its
+vhost port down and the controller would forget the host (and a vTAP policy naming it would go
+pending), so packet sizes change with `set txpkts`.
+
+Counts come from the live datapath port counters (`dpctl/show -s`; the OVSDB statistics lag
+5 s): rx of the senders' ports, tx of the receivers' and monitor's, tx_dropped when their rings
+are full. Paced runs use OVS's own ingress policer on the senders' ports
+(`ingress_policing_rate`, byte-based: OVS 3.1 has no packet-rate policer on this datapath), so
+the offered load is what the policer admits, read from the same counters.
 """
 
 from __future__ import annotations
@@ -33,33 +35,49 @@ from contextlib import suppress
 from pathlib import Path
 
 from vtap.bench.dataplane import harness
-from vtap.bench.dataplane.harness import IP, MAC, Sample, Testbed, VtapError, sh, wait_for
+from vtap.bench.dataplane.harness import Sample, Testbed, VtapError, sh, wait_for
 from vtap.lab.ovs import OvsTools, _refuse_second_vswitchd
 
 DPDK_VSWITCHD = Path("/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-dpdk")
 HUGEPAGES = Path("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
 NEED_PAGES = 1024
 DPDK_BRIDGE = "br-vbdpdk"
-VPORT = {"sender": "vbd-vs", "receiver": "vbd-vr", "monitor": "vbd-vm"}
+VPORT = {"sender": "vbd-vs", "receiver": "vbd-vr", "monitor": "vbd-vm",
+         "sender2": "vbd-vs2", "receiver2": "vbd-vr2"}  # fmt: skip
+MAC = {**harness.MAC, "sender2": "02:93:00:00:00:04", "receiver2": "02:93:00:00:00:05"}
+IP = {**harness.IP, "sender2": "10.93.0.4", "receiver2": "10.93.0.5"}
+PEER = {"sender": "receiver", "receiver": "sender", "monitor": "sender",
+        "sender2": "receiver2", "receiver2": "sender2"}  # fmt: skip
+PMD_MASK = {1: "0x2", 2: "0x3"}
+# Where each sender's rx queue is polled: with one PMD both on core 1; with two, sender on
+# core 1 and sender2 on core 0 (which it shares with every endpoint: two cores allow no better).
+SENDER_CORE = {1: {"sender": 1, "sender2": 1}, 2: {"sender": 1, "sender2": 0}}
 OTHER_CONFIG = {
     "dpdk-init": "true",
     "dpdk-socket-mem": "256",
-    "pmd-cpu-mask": "0x2",
+    "pmd-cpu-mask": PMD_MASK[1],
     "dpdk-extra": "--no-pci",
     "pmd-perf-metrics": "true",
+    "pmd-rxq-isolate": "false",
 }
+ETH_HEADER = 14  # the DPDK policer meters the frame without its Ethernet header
 
 
 class DpdkTestbed(Testbed):
     datapath = "ovs-dpdk"
     bridge = DPDK_BRIDGE
 
-    def __init__(self, workdir: Path, log) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, workdir: Path, log, pairs: int = 1) -> None:  # type: ignore[no-untyped-def]
         super().__init__(workdir, log)
+        self.pairs = pairs
+        self.roles = ("sender", "receiver", "monitor") + (
+            ("sender2", "receiver2") if pairs == 2 else ()
+        )
         self.sock_dir = Path(tempfile.mkdtemp(prefix="vbd-vh-", dir="/tmp"))
         self.pages_before: int | None = None
         self.mounted = False
         self.endpoints: dict[str, subprocess.Popen[bytes]] = {}
+        self.pmds = 1
 
     # -- setup -------------------------------------------------------------------------
 
@@ -79,7 +97,6 @@ class DpdkTestbed(Testbed):
         if self.ovs_service.will_start():
             _refuse_second_vswitchd()
             tools = dataclasses.replace(OvsTools.find(), vswitchd=str(DPDK_VSWITCHD))
-            self._preconfigure(tools)
             self.ovs_service._start(tools)  # our own run dir, fresh database
             # ovs-appctl looks for ovs-vswitchd.<pid>.ctl; the DPDK binary names its socket
             # after itself.
@@ -104,30 +121,30 @@ class DpdkTestbed(Testbed):
             "fail_mode=secure", "protocols=OpenFlow13",
         )  # fmt: skip
         self.bridge_created = True
-        for role in VPORT:
+        for role in self.roles:
             self.ovs.vsctl(
                 "add-port", self.bridge, VPORT[role], "--", "set", "Interface", VPORT[role],
                 "type=dpdkvhostuserclient", f"options:vhost-server-path={self._sock(role)}",
             )  # fmt: skip
         self._connect_controller()
-        # The controller learns hosts from their packets: receiver and monitor run interactive
-        # testpmd, send for a moment (txonly), then switch to rxonly in the same process
-        # (restarting one takes its port down, and the controller forgets the host).
-        for role in ("receiver", "monitor"):
-            self._start_endpoint(role, "txonly", 64, interactive=True)
+        # Every endpoint sends for a moment so that the controller learns it; receivers and
+        # the monitor then turn to rxonly in the same process.
+        listeners = [r for r in self.roles if r not in self.sender_roles()]
+        for role in listeners:
+            self._start_endpoint(role, "txonly", 64)
             self._command(role, "start")
-        self._wait_learnt(("receiver", "monitor"))
-        for role in ("receiver", "monitor"):
+        self._wait_learnt(tuple(listeners))
+        for role in listeners:
             for cmd in ("stop", "set fwd rxonly", "start"):
                 self._command(role, cmd)
-        # The sender too stays one process (sizes change with `set txpkts`): a restart would
-        # take its port down, the controller would forget it, and the vTAP policy (src_ip =
-        # sender) would go pending.
-        self._start_endpoint("sender", "txonly", 64, interactive=True)
-        self._command("sender", "start")
-        self._wait_learnt(("sender",))
-        self._command("sender", "stop")
-        self.odp = self._odp_ports_of(VPORT)
+        for role in self.sender_roles():
+            self._start_endpoint(role, "txonly", 64)
+            self._command(role, "start")
+        self._wait_learnt(self.sender_roles())
+        for role in self.sender_roles():
+            self._command(role, "stop")
+        self.odp = self._odp_ports_of(self.port_names())
+        self.set_pmds(1)
 
     def _connect_controller(self) -> None:
         """Also rate-limit packet-ins (OVS's own knob): the endpoints flood at millions of pps
@@ -139,11 +156,54 @@ class DpdkTestbed(Testbed):
             "set", "Controller", uuid, "controller_rate_limit=100", "controller_burst_limit=25"
         )
 
-    def _preconfigure(self, tools: OvsTools) -> None:
-        """Nothing to do before start: other_config is set at run time (dpdk-init=true)."""
+    def set_pmds(self, n: int) -> None:
+        """Run `n` PMD threads and pin each sender's rx queue (SENDER_CORE)."""
+        assert self.ovs is not None
+        self.ovs.vsctl("set", "Open_vSwitch", ".", f"other_config:pmd-cpu-mask={PMD_MASK[n]}")
+        for role in self.sender_roles():
+            self.ovs.vsctl(
+                "set", "Interface", VPORT[role],
+                f"other_config:pmd-rxq-affinity=0:{SENDER_CORE[n][role]}",
+            )  # fmt: skip
+
+        def placed() -> bool:
+            out = self.ovs.appctl("dpif-netdev/pmd-rxq-show")  # type: ignore[union-attr]
+            blocks = re.split(r"(?=pmd thread)", out)
+            cores = {int(c) for c in re.findall(r"core_id (\d+):", out)}
+            if len(cores) != n:
+                return False
+            for role in self.sender_roles():
+                want = SENDER_CORE[n][role]
+                if not any(f"core_id {want}:" in b and f"port: {VPORT[role]} " in b
+                           for b in blocks):  # fmt: skip
+                    return False
+            return True
+
+        wait_for(placed, 30, f"{n} PMD thread(s) polling the senders' queues as pinned")
+        self.pmds = n
+
+    def set_pace(self, pps: float | None, size: int) -> None:
+        """Police every sender's port to `pps` packets/s of `size` bytes (None: unpaced)."""
+        assert self.ovs is not None
+        for role in self.sender_roles():
+            if pps is None:
+                rate = burst = 0
+            else:
+                rate = max(1, round(pps * (size - ETH_HEADER) * 8 / 1000))  # kbit/s
+                burst = max(1, rate // 50)  # 20 ms of traffic
+            self.ovs.vsctl(
+                "set", "Interface", VPORT[role], f"ingress_policing_rate={rate}",
+                f"ingress_policing_burst={burst}",
+            )  # fmt: skip
 
     def port_names(self) -> dict[str, str]:
-        return VPORT
+        return {role: VPORT[role] for role in self.roles}
+
+    def sender_roles(self) -> tuple[str, ...]:
+        return ("sender", "sender2") if self.pairs == 2 else ("sender",)
+
+    def ip_of(self, role: str) -> str:
+        return IP[role]
 
     def _sock(self, role: str) -> Path:
         return self.sock_dir / f"{role}.sock"
@@ -155,22 +215,19 @@ class DpdkTestbed(Testbed):
         proc.stdin.flush()
         time.sleep(0.3)
 
-    def _start_endpoint(
-        self, role: str, mode: str, size: int, peer: str = "", interactive: bool = False
-    ) -> None:
-        logf = (self.workdir / f"testpmd-dpdk-{role}-{mode}-{size}{peer}.log").open("wb")
-        peer = peer or {"sender": "receiver", "receiver": "sender", "monitor": "sender"}[role]
+    def _start_endpoint(self, role: str, mode: str, size: int) -> None:
+        """One interactive testpmd on core 0 (main and forwarding lcore), commands on stdin."""
+        logf = (self.workdir / f"testpmd-dpdk-{role}.log").open("wb")
+        peer = PEER[role]
         argv = [
             harness.TESTPMD, "--lcores=0@0,1@0", "-m", "64", "--no-pci", "--single-file-segments",
             f"--file-prefix=vbd-{role}",
             f"--vdev=virtio_user0,path={self._sock(role)},server=1,mac={MAC[role]}",
-            "--", f"--forward-mode={mode}", "--total-num-mbufs=4096",
-            *(["-i"] if interactive else ["--stats-period=1"]),
+            "--", f"--forward-mode={mode}", "--total-num-mbufs=4096", "-i",
             f"--txpkts={size}", f"--eth-peer=0,{MAC[peer]}", f"--tx-ip={IP[role]},{IP[peer]}",
         ]  # fmt: skip
-        stdin = subprocess.PIPE if interactive else subprocess.DEVNULL
         self.endpoints[role] = subprocess.Popen(
-            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=stdin
+            argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.PIPE
         )
 
     def _stop_endpoint(self, role: str) -> None:
@@ -191,7 +248,7 @@ class DpdkTestbed(Testbed):
             hosts = httpx.get(f"{self.api}/topology", timeout=20).text
             return all(MAC[r] in hosts for r in roles)
 
-        # Generous: three busy-polling endpoints share core 0 with the controller.
+        # Generous: busy-polling endpoints share core 0 with the controller.
         wait_for(known, 90, f"the controller to learn {', '.join(roles)}")
 
     def _odp_ports_of(self, names: dict[str, str]) -> dict[str, int]:
@@ -202,62 +259,72 @@ class DpdkTestbed(Testbed):
 
     # -- traffic -----------------------------------------------------------------------
 
-    def _stats(self, role: str) -> dict[str, int]:
-        """Live datapath port counters (the OVSDB Interface statistics lag by 5 s)."""
+    def _stats(self) -> dict[str, dict[str, int]]:
+        """Live datapath port counters of every role (the OVSDB statistics lag by 5 s)."""
         assert self.ovs is not None
         out = self.ovs.appctl("dpctl/show", "-s")
-        block = out.split(f": {VPORT[role]} ", 1)[1].split("\n  port ", 1)[0]
-        # Counters a port does not support print as "?".
-        rx = re.search(r"RX packets:(\S+)[^\n]*?dropped:(\S+)", block)
-        tx = re.search(r"TX packets:(\S+)[^\n]*?dropped:(\S+)", block)
-        assert rx is not None and tx is not None, block
-
-        def num(v: str) -> int:
-            return int(v) if v.isdigit() else 0
-
-        return {
-            "rx_packets": num(rx.group(1)),
-            "rx_dropped": num(rx.group(2)),
-            "tx_packets": num(tx.group(1)),
-            "tx_dropped": num(tx.group(2)),
-        }
+        stats = {}
+        for role in self.roles:
+            block = out.split(f": {VPORT[role]} ", 1)[1].split("\n  port ", 1)[0]
+            # Counters a port does not support print as "?".
+            rx = re.search(r"RX packets:(\S+)[^\n]*?dropped:(\S+)", block)
+            tx = re.search(r"TX packets:(\S+)[^\n]*?dropped:(\S+)", block)
+            assert rx is not None and tx is not None, block
+            stats[role] = {
+                "rx_packets": _num(rx.group(1)),
+                "rx_dropped": _num(rx.group(2)),
+                "tx_packets": _num(tx.group(1)),
+                "tx_dropped": _num(tx.group(2)),
+            }
+        return stats
 
     def start_sender(self, size: int, tag: str) -> None:
-        for cmd in ("stop", f"set txpkts {size}", "start"):
-            self._command("sender", cmd)
+        for role in self.sender_roles():
+            for cmd in ("stop", f"set txpkts {size}", "start"):
+                self._command(role, cmd)
+
+        def offered(stats: dict[str, dict[str, int]], role: str) -> int:
+            return stats[role]["rx_packets"]
 
         def sending() -> bool:
-            a = self._stats("sender").get("rx_packets", 0)
+            a = self._stats()
             time.sleep(0.3)
-            return self._stats("sender").get("rx_packets", 0) > a + 100
+            b = self._stats()
+            return all(offered(b, r) > offered(a, r) + 100 for r in self.sender_roles())
 
-        wait_for(sending, 30, "the DPDK sender to send")
+        wait_for(sending, 30, "the DPDK senders to send")
 
     def stop_sender(self) -> None:
-        if "sender" in self.endpoints:
-            self._command("sender", "stop")
+        for role in self.sender_roles():
+            if role in self.endpoints:
+                self._command(role, "stop")
 
     def measure(self, method: str, size: int, repeat: int, window: float) -> Sample:
         assert self.ovs is not None
         self.ovs.appctl("dpif-netdev/pmd-stats-clear")
-        a = {r: self._stats(r) for r in VPORT}
+        a = self._stats()
         t0 = time.monotonic()
         time.sleep(window)
-        b = {r: self._stats(r) for r in VPORT}
+        b = self._stats()
         dt = time.monotonic() - t0
-        pmd = self.ovs.appctl("dpif-netdev/pmd-stats-show")
+        perf = self.ovs.appctl("dpif-netdev/pmd-perf-show")
 
         def d(role: str, key: str) -> int:
-            return b[role].get(key, 0) - a[role].get(key, 0)
+            return b[role][key] - a[role][key] if role in b else 0
+
+        def admitted(role: str) -> int:
+            # rx_packets counts what the policer then dropped (rx_dropped) too.
+            return d(role, "rx_packets") - d(role, "rx_dropped")
 
         sample = Sample(
             self.datapath, method, size, repeat, dt,
-            d("sender", "rx_packets"), d("receiver", "tx_packets"), d("monitor", "tx_packets"),
+            admitted("sender"), d("receiver", "tx_packets"), d("monitor", "tx_packets"),
+            sent2=admitted("sender2"), received2=d("receiver2", "tx_packets"),
         ).finish()  # fmt: skip
-        m = re.search(r"avg processing cycles per packet:\s*([\d.]+)", pmd)
-        sample.pmd_cycles_per_packet = float(m.group(1)) if m else 0.0
-        sample.receiver_ring_drops = d("receiver", "tx_dropped")
+        sample.pmd_cycles_per_packet = pmd_cycles_per_packet(perf)
+        sample.receiver_ring_drops = d("receiver", "tx_dropped") + d("receiver2", "tx_dropped")
         sample.monitor_ring_drops = d("monitor", "tx_dropped")
+        sample.policed = d("sender", "rx_dropped") + d("sender2", "rx_dropped")
         return sample
 
     # -- teardown ----------------------------------------------------------------------
@@ -278,3 +345,18 @@ class DpdkTestbed(Testbed):
             HUGEPAGES.write_text(str(self.pages_before))
             done.append(f"hugepages restored to {self.pages_before}")
         return done
+
+
+def _num(v: str) -> int:
+    return int(v) if v.isdigit() else 0
+
+
+def pmd_cycles_per_packet(perf: str) -> float:
+    """Busy cycles per received packet over every PMD thread, weighted by packets, from
+    `dpif-netdev/pmd-perf-show` (per thread: `Rx packets: N (X Kpps, C cycles/pkt)`)."""
+    pairs = [
+        (int(n), float(c))
+        for n, c in re.findall(r"Rx packets:\s+(\d+)\s+\([^,]*,\s*([\d.]+) cycles/pkt\)", perf)
+    ]
+    total = sum(n for n, _ in pairs)
+    return sum(n * c for n, c in pairs) / total if total else 0.0

@@ -45,10 +45,12 @@ from vtap.lab.ovs import OvsEnv, OvsService
 
 SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
 METHODS = ("none", "mirror", "vtap")
-# Datapaths the CLI offers. "ovs-dpdk" (dpdk.py) is work in progress: it sets up OVS-DPDK,
-# the vhost-user endpoints and our controller and measures no TAP, but its mirror proof fails
-# (no datapath flow found for the sender yet); not offered until it passes.
-DATAPATHS = ("ovs-veth",)
+DATAPATHS = ("ovs-veth", "ovs-dpdk")
+# Labels of the OVS-DPDK experiments beyond testbed 1 (Sample.datapath).
+CAPACITY = "ovs-dpdk-capacity"  # no TAP, unpaced, 64 B: what the pace is half of
+PACED = "ovs-dpdk-paced"  # every method at half that capacity
+TWO_PAIRS = {1: "ovs-dpdk-2pairs-1pmd", 2: "ovs-dpdk-2pairs-2pmd"}  # seed Tables 5.5/5.6
+PACED_SIZE = 64
 BRIDGE = "br-vbench"
 MTU = 1600
 NS = {"sender": "vbd-snd", "receiver": "vbd-rcv", "monitor": "vbd-mon"}
@@ -79,9 +81,16 @@ class Sample:
     monitor_mbps: float = 0.0
     drops: int = 0  # sent - received in the window (the sender's own tx counter)
     monitor_drops: int = 0  # sent - monitored (only meaningful when a TAP is active)
-    pmd_cycles_per_packet: float = 0.0  # OVS-DPDK only (pmd-stats-show)
+    pmd_cycles_per_packet: float = 0.0  # OVS-DPDK only (pmd-perf-show, busy cycles / rx pkt)
     receiver_ring_drops: int = 0  # OVS-DPDK only: tx_dropped of the receiver's vhost port
     monitor_ring_drops: int = 0
+    # The second pair of the 2-pair testbed (seed Tables 5.5/5.6); 0 elsewhere.
+    sent2: int = 0
+    received2: int = 0
+    receiver2_pps: float = 0.0
+    receiver2_mbps: float = 0.0
+    policed: int = 0  # packets the sender's ingress policer dropped (paced runs only)
+    target_pps: float = 0.0  # the pace asked for (paced runs only)
 
     def finish(self) -> Sample:
         s = self.seconds
@@ -89,9 +98,12 @@ class Sample:
         self.receiver_pps = self.received / s
         self.monitor_pps = self.monitored / s
         self.receiver_mbps = self.receiver_pps * self.size * 8 / 1e6
+        self.receiver2_pps = self.received2 / s
+        self.receiver2_mbps = self.receiver2_pps * self.size * 8 / 1e6
         self.monitor_mbps = self.monitor_pps * self.size * 8 / 1e6
-        self.drops = max(0, self.sent - self.received)
-        self.monitor_drops = max(0, self.sent - self.monitored) if self.method != "none" else 0
+        self.drops = max(0, self.sent - self.received) + max(0, self.sent2 - self.received2)
+        copied = self.sent + self.sent2
+        self.monitor_drops = max(0, copied - self.monitored) if self.method != "none" else 0
         return self
 
 
@@ -107,11 +119,24 @@ class Proof:
 class RunConfig:
     sizes: tuple[int, ...] = SIZES
     methods: tuple[str, ...] = METHODS
-    datapaths: tuple[str, ...] = ("ovs-veth",)
+    datapaths: tuple[str, ...] = DATAPATHS
     repeats: int = 3
     window: float = 2.0
     warmup: float = 1.0
     quick: bool = True
+    paced: bool = True  # OVS-DPDK: every method at half the no-TAP capacity (64 B)
+    two_pairs: bool = True  # OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs
+
+    def windows(self) -> int:
+        """Measurement windows the run will take (for a progress bar)."""
+        per_datapath = len(self.sizes) * len(self.methods) * self.repeats
+        n = per_datapath * len(self.datapaths)
+        if "ovs-dpdk" in self.datapaths:
+            if self.paced:
+                n += self.repeats * (1 + len(self.methods))
+            if self.two_pairs:
+                n += 2 * len(self.sizes) * self.repeats
+        return n
 
 
 @dataclass
@@ -228,7 +253,7 @@ class Testbed:
         self.of_port = 0
         self.odp: dict[str, int] = {}
         self.mirror = False
-        self.policy_id: int | None = None
+        self.policy_ids: list[int] = []
         self.sender: subprocess.Popen[bytes] | None = None
 
     # -- setup -------------------------------------------------------------------------
@@ -293,6 +318,13 @@ class Testbed:
     def port_names(self) -> dict[str, str]:
         return PORT
 
+    def sender_roles(self) -> tuple[str, ...]:
+        """Roles whose traffic a TAP copies (one per sender/receiver pair)."""
+        return ("sender",)
+
+    def ip_of(self, role: str) -> str:
+        return IP[role]
+
     def _ping(self, role: str) -> bool:
         cmd = ["ip", "netns", "exec", NS[role], "ping", "-c1", "-W1", IP["receiver"]]
         return subprocess.run(cmd, capture_output=True, check=False).returncode == 0
@@ -310,54 +342,67 @@ class Testbed:
     def set_method(self, method: str) -> None:
         self.clear_method()
         assert self.ovs is not None
+        senders = self.sender_roles()
         if method == "mirror":
+            names = self.port_names()
+            get_senders: list[str] = []
+            for i, role in enumerate(senders):
+                get_senders += ["--", f"--id=@s{i}", "get", "Port", names[role]]
+            selected = ",".join(f"@s{i}" for i in range(len(senders)))
             self.ovs.vsctl(
-                "--", "--id=@s", "get", "Port", self.port_names()["sender"],
-                "--", "--id=@m", "get", "Port", self.port_names()["monitor"],
-                "--", "--id=@mir", "create", "Mirror", "name=vbench", "select_src_port=@s",
-                "output_port=@m", "--", "set", "Bridge", self.bridge, "mirrors=@mir",
+                *get_senders, "--", "--id=@m", "get", "Port", names["monitor"],
+                "--", "--id=@mir", "create", "Mirror", "name=vbench",
+                f"select_src_port=[{selected}]", "output_port=@m",
+                "--", "set", "Bridge", self.bridge, "mirrors=@mir",
             )  # fmt: skip
             self.mirror = True
         elif method == "vtap":
-            spec = {"name": "bench-dataplane", "src_ip": IP["sender"],
-                    "monitor_ip": IP["monitor"]}  # fmt: skip
-            resp = httpx.post(f"{self.api}/policies", json=spec, timeout=10)
-            if resp.status_code != 201:
-                raise VtapError(f"creating the vTAP policy failed: {resp.text}")
-            self.policy_id = int(resp.json()["id"])
-            wait_for(lambda: self._policy_status() == "active", 60, "the vTAP policy to be active")
+            for role in senders:
+                spec = {"name": f"bench-dataplane-{role}", "src_ip": self.ip_of(role),
+                        "monitor_ip": self.ip_of("monitor")}  # fmt: skip
+                resp = httpx.post(f"{self.api}/policies", json=spec, timeout=10)
+                if resp.status_code != 201:
+                    raise VtapError(f"creating the vTAP policy failed: {resp.text}")
+                self.policy_ids.append(int(resp.json()["id"]))
+            wait_for(
+                lambda: all(self._policy_status(p) == "active" for p in self.policy_ids),
+                60, "the vTAP policies to be active",
+            )  # fmt: skip
         elif method != "none":
             raise VtapError(f"unknown method {method!r}")
         self.ovs.appctl("revalidator/purge")
 
-    def _policy_status(self) -> str:
-        return str(httpx.get(f"{self.api}/policies/{self.policy_id}", timeout=20).json()["status"])
+    def _policy_status(self, policy_id: int) -> str:
+        return str(httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()["status"])
 
     def clear_method(self) -> None:
         assert self.ovs is not None
         if self.mirror:
             self.ovs.vsctl("clear", "Bridge", self.bridge, "mirrors")
             self.mirror = False
-        if self.policy_id is not None:
-            httpx.delete(f"{self.api}/policies/{self.policy_id}", timeout=10)
-            self.policy_id = None
+        if self.policy_ids:
+            for policy_id in self.policy_ids:
+                httpx.delete(f"{self.api}/policies/{policy_id}", timeout=10)
+            self.policy_ids = []
             time.sleep(0.5)
         self.ovs.appctl("revalidator/purge")
 
-    def sender_flow(self) -> str:
-        """The datapath flow(s) for the sender's UDP packets (in_port = sender)."""
+    def sender_flow(self, role: str = "sender") -> str:
+        """The datapath flow(s) for a sender's UDP packets (in_port = that sender)."""
         assert self.ovs is not None
         out = self.ovs.appctl("dpctl/dump-flows")
         lines = [
             line for line in out.splitlines()
-            if f"in_port({self.odp['sender']})" in line and "udp" in line
+            if f"in_port({self.odp[role]})" in line and "udp" in line
         ]  # fmt: skip
         return "\n".join(lines)
 
-    def copy_action_present(self, flow: str) -> bool:
+    def copy_action_present(self, flow: str, role: str = "sender") -> bool:
+        """The flow outputs to both the sender's receiver and the monitor."""
+        receiver = role.replace("sender", "receiver")
         acts = re.findall(r"actions:(\S+)", flow)
         outs = [set(re.findall(r"(?:^|,)(\d+)", a)) for a in acts]
-        r, m = str(self.odp["receiver"]), str(self.odp["monitor"])
+        r, m = str(self.odp[receiver]), str(self.odp["monitor"])
         return any(r in o and m in o for o in outs)
 
     # -- traffic -----------------------------------------------------------------------
@@ -481,61 +526,143 @@ def _run_datapath(
     progress: Callable[[str, int], None],
     log: Callable[[str], None],
 ) -> None:
-    if datapath == "ovs-dpdk":
-        from vtap.bench.dataplane.dpdk import DpdkTestbed
-
-        cls: type[Testbed] = DpdkTestbed
-    elif datapath == "ovs-veth":
-        cls = Testbed
-    else:
+    if datapath == "ovs-veth":
+        bed = Testbed(workdir, log)
+        try:
+            progress(f"{datapath}: setting up", 0)
+            bed.open()
+            _methods_by_size(bed, config, config.methods, config.sizes, result, progress)
+        finally:
+            bed.close()
+        return
+    if datapath != "ovs-dpdk":
         raise VtapError(f"unknown datapath {datapath!r}")
-    bed = cls(workdir, log)
+    from vtap.bench.dataplane.dpdk import DpdkTestbed
+
+    bed = DpdkTestbed(workdir, log)
     try:
+        progress("ovs-dpdk: setting up OVS-DPDK and the testpmd endpoints", 0)
         bed.open()
-        for method in config.methods:
-            bed.set_method(method)
-            proven = False
-            for size in config.sizes:
-                tag = f"{method}-{size}"
-                progress(f"{datapath} {method} {size} B: starting sender", 0)
-                bed.start_sender(size, tag)
-                time.sleep(config.warmup)
-                if not proven:
-                    if bed.ovs is not None:
-                        bed.ovs.appctl("revalidator/purge")
-                    time.sleep(0.5)
-                    proof = prove(bed, method)
-                    result.proofs.append(proof)
-                    proven = True
-                for rep in range(config.repeats):
-                    progress(f"{datapath} {method} {size} B: {rep + 1}/{config.repeats}", 0)
-                    sample = bed.measure(method, size, rep, config.window)
-                    if method != "none" and sample.monitored == 0:
-                        raise VtapError(
-                            f"{method}, {size} B: the monitor received nothing in a window"
-                        )
-                    result.samples.append(sample)
-                    progress("", 1)
-                bed.stop_sender()
-            bed.clear_method()
+        _methods_by_size(bed, config, config.methods, config.sizes, result, progress)
+        if config.paced:
+            _paced(bed, config, result, progress)
+    finally:
+        bed.close()
+    if not config.two_pairs:
+        return
+    bed = DpdkTestbed(workdir, log, pairs=2)
+    try:
+        progress("ovs-dpdk testbed 2: setting up two pairs and a monitor", 0)
+        bed.open()
+        for pmds in (1, 2):
+            bed.set_pmds(pmds)
+            bed.datapath = TWO_PAIRS[pmds]
+            _methods_by_size(bed, config, ("vtap",), config.sizes, result, progress)
     finally:
         bed.close()
 
 
+def _methods_by_size(
+    bed: Testbed,
+    config: RunConfig,
+    methods: tuple[str, ...],
+    sizes: tuple[int, ...],
+    result: RunResult,
+    progress: Callable[[str, int], None],
+) -> None:
+    """Each method: prove it under traffic once, then measure every size."""
+    label = bed.datapath
+    for method in methods:
+        bed.set_method(method)
+        proven = False
+        for size in sizes:
+            progress(f"{label} {method} {size} B: starting sender", 0)
+            bed.start_sender(size, f"{label}-{method}-{size}")
+            time.sleep(config.warmup)
+            if not proven:
+                if bed.ovs is not None:
+                    bed.ovs.appctl("revalidator/purge")
+                time.sleep(0.5)
+                result.proofs.append(prove(bed, method))
+                proven = True
+            for rep in range(config.repeats):
+                progress(f"{label} {method} {size} B: {rep + 1}/{config.repeats}", 0)
+                sample = bed.measure(method, size, rep, config.window)
+                if method != "none" and sample.monitored == 0:
+                    raise VtapError(f"{method}, {size} B: the monitor received nothing in a window")
+                result.samples.append(sample)
+                progress("", 1)
+            bed.stop_sender()
+        bed.clear_method()
+
+
+def _paced(
+    bed: Testbed,
+    config: RunConfig,
+    result: RunResult,
+    progress: Callable[[str, int], None],
+) -> None:
+    """Capacity = receiver pps with no TAP, unpaced, 64 B; then every method with the sender
+    policed to half of it. The policer is byte-based, so its rate is corrected from the
+    measured admitted rate (at most three tries, until within 5 %)."""
+    from vtap.bench.dataplane.dpdk import DpdkTestbed
+
+    assert isinstance(bed, DpdkTestbed)
+    size = PACED_SIZE
+    bed.datapath = CAPACITY
+    bed.set_method("none")
+    bed.set_pace(None, size)
+    bed.start_sender(size, "capacity")
+    time.sleep(config.warmup)
+    capacity = []
+    for rep in range(config.repeats):
+        progress(f"{CAPACITY} {size} B: {rep + 1}/{config.repeats}", 0)
+        sample = bed.measure("none", size, rep, config.window)
+        result.samples.append(sample)
+        capacity.append(sample.receiver_pps)
+        progress("", 1)
+    bed.stop_sender()
+    target = sorted(capacity)[len(capacity) // 2] / 2
+    bed.datapath = PACED
+    for method in config.methods:
+        bed.set_method(method)
+        bed.start_sender(size, f"paced-{method}")
+        asked = target
+        for _ in range(3):
+            bed.set_pace(asked, size)
+            time.sleep(config.warmup)
+            admitted = bed.measure(method, size, -1, config.window).sender_pps
+            if admitted and abs(admitted / target - 1) <= 0.05:
+                break
+            if admitted:
+                asked *= target / admitted
+        for rep in range(config.repeats):
+            progress(f"{PACED} {method} {size} B at {target:,.0f} pps: {rep + 1}", 0)
+            sample = bed.measure(method, size, rep, config.window)
+            sample.target_pps = target
+            result.samples.append(sample)
+            progress("", 1)
+        bed.stop_sender()
+        bed.set_pace(None, size)
+    bed.clear_method()
+    bed.datapath = "ovs-dpdk"
+
+
 def prove(bed: Testbed, method: str) -> Proof:
-    """The method does what it claims, on the datapath, under traffic."""
-    flow = bed.sender_flow()
+    """The method does what it claims, on the datapath, under traffic, for every sender."""
+    flows = {role: bed.sender_flow(role) for role in bed.sender_roles()}
     sample = bed.measure(method, 0, -1, 0.5)
-    if method == "none":
-        if bed.copy_action_present(flow):
+    shown = "\n".join(flows.values())
+    for role, flow in flows.items():
+        copies = bed.copy_action_present(flow, role)
+        if method == "none" and copies:
             raise VtapError(f"no-TAP baseline, yet the datapath copies to the monitor: {flow}")
-        return Proof(bed.datapath, method, flow, sample.monitored)
-    if not bed.copy_action_present(flow):
-        raise VtapError(
-            f"{method}: the sender's datapath flow has no copy to the monitor's port "
-            f"{bed.odp['monitor']}: {flow or '(no datapath flow)'}; all datapath flows: "
-            f"{bed.ovs.appctl('dpctl/dump-flows')[:2000] if bed.ovs else ''}"
-        )
-    if sample.monitored == 0:
+        if method != "none" and not copies:
+            raise VtapError(
+                f"{method}: the datapath flow of {role} has no copy to the monitor's port "
+                f"{bed.odp['monitor']}: {flow or '(no datapath flow)'}; all datapath flows: "
+                f"{bed.ovs.appctl('dpctl/dump-flows')[:2000] if bed.ovs else ''}"
+            )
+    if method != "none" and sample.monitored == 0:
         raise VtapError(f"{method}: the monitor received no copies")
-    return Proof(bed.datapath, method, flow, sample.monitored)
+    return Proof(bed.datapath, method, shown, sample.monitored)
