@@ -295,7 +295,10 @@ class Testbed:
         self.api = f"http://127.0.0.1:{api_port}/api/v1"
         state = self.workdir / "controller-state"
         state.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "VTAP_STATE_DIR": str(state)}
+        # The sender's one flow lives for the whole run. On a busy 2-core machine OVS's
+        # revalidators may not push its datapath counters to the OpenFlow rule in time, and
+        # the reactive path entry would idle out under full traffic: give it a long timeout.
+        env = {**os.environ, "VTAP_STATE_DIR": str(state), "VTAP_FLOW_IDLE_TIMEOUT": "3600"}
         clog = (self.workdir / "controller.log").open("wb")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "vtap", "controller", "--of-port", str(self.of_port),
@@ -648,9 +651,23 @@ def _paced(
     bed.datapath = "ovs-dpdk"
 
 
-def prove(bed: Testbed, method: str) -> Proof:
-    """The method does what it claims, on the datapath, under traffic, for every sender."""
-    flows = {role: bed.sender_flow(role) for role in bed.sender_roles()}
+def prove(bed: Testbed, method: str, timeout: float = 15.0) -> Proof:
+    """The method does what it claims, on the datapath, under traffic, for every sender.
+
+    The datapath may still hold a flow from before the change for a while (revalidators starve
+    on 2 busy cores), so it is purged and looked at again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        flows = {role: bed.sender_flow(role) for role in bed.sender_roles()}
+        done = all(
+            bed.copy_action_present(f, r) == (method != "none") and "udp" in f
+            for r, f in flows.items()
+        )
+        if done or time.monotonic() > deadline:
+            break
+        if bed.ovs is not None:
+            bed.ovs.appctl("revalidator/purge")
+        time.sleep(1.0)
     sample = bed.measure(method, 0, -1, 0.5)
     shown = "\n".join(flows.values())
     for role, flow in flows.items():
