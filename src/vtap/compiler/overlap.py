@@ -23,8 +23,8 @@ never start a cube of their own — a cube made only of suppressors needs no rul
 pipeline already forwards the packet unchanged.
 
 **Limits.** The number of intersections can grow exponentially with policies that pin different
-fields. Only policies whose cubes can overlap are intersected (an index on the most selective
-field finds candidates; disjoint policies cost one rule each), and each (switch, in_port) gets a
+fields. Only policies whose cubes overlap are intersected (CubeIndex finds them without pairwise
+tests; disjoint policies cost one rule each), and each (switch, in_port) gets a
 budget of `max_combinations` cubes taken by overlapping policies, spent in policy-id order. A
 policy that would exceed it is refused (its plan says so) rather than silently mis-copied; a
 suppressor that would exceed it is skipped, which can cost its monitor a duplicate copy.
@@ -33,7 +33,7 @@ suppressor that would exceed it is skipped, which can cost its monitor a duplica
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 Value = int | str
@@ -90,37 +90,43 @@ class Outcome:
 
 
 class CubeIndex:
-    """Candidates for overlap: members that pin a field to the same value or leave it open."""
+    """Exactly the cubes added so far that overlap a given cube, without testing each one.
+
+    Two cubes overlap iff they agree on every field both pin. Cubes are grouped by *shape* (the
+    set of fields they pin; real workloads have a handful), and per shape and query shape the
+    cubes are hashed on the fields the two shapes share: one dict lookup per shape finds every
+    overlapping cube, and nothing else. (Indexing one field at a time cannot do that: a UDP
+    query on `udp_dst` would get every TCP cube, which leaves `udp_dst` open.)
+    """
 
     def __init__(self) -> None:
-        self._by_value: dict[str, dict[Value, list[int]]] = defaultdict(lambda: defaultdict(list))
-        self._open: dict[str, list[int]] = defaultdict(list)
-        self._fields: set[str] = set()
-        self._count = 0
+        self._shapes: dict[frozenset[str], list[tuple[int, Cube]]] = {}
+        # shape → fields shared with a query shape → their values → ids; built on first use
+        self._tables: dict[frozenset[str], dict[tuple[str, ...], dict[tuple, list[int]]]] = {}
+        self._shared: dict[tuple[frozenset[str], frozenset[str]], tuple[str, ...]] = {}
 
     def add(self, i: int, cube: Cube) -> None:
-        for field in cube.keys() - self._fields:
-            # A field first seen now: everything added before leaves it open.
-            self._open[field].extend(range(self._count))
-            self._fields.add(field)
-        for field in self._fields:
-            if field in cube:
-                self._by_value[field][cube[field]].append(i)
-            else:
-                self._open[field].append(i)
-        self._count = i + 1
+        shape = frozenset(cube)
+        self._shapes.setdefault(shape, []).append((i, cube))
+        for fields, table in self._tables.get(shape, {}).items():
+            table.setdefault(tuple(cube[f] for f in fields), []).append(i)
 
-    def candidates(self, cube: Cube) -> Iterable[int]:
-        best: tuple[list[int], list[int]] | None = None
-        for field, value in cube.items():
-            if field not in self._fields:
-                continue
-            pair = (self._by_value[field].get(value, []), self._open[field])
-            if best is None or len(pair[0]) + len(pair[1]) < len(best[0]) + len(best[1]):
-                best = pair
-        if best is None:
-            return range(self._count)
-        return [*best[0], *best[1]]
+    def overlapping(self, cube: Cube) -> list[int]:
+        """Ids of the added cubes that overlap `cube`, by shape, each shape in order added."""
+        query = frozenset(cube)
+        out: list[int] = []
+        for shape, entries in self._shapes.items():
+            fields = self._shared.get((shape, query))
+            if fields is None:
+                fields = self._shared[(shape, query)] = tuple(sorted(shape & query))
+            tables = self._tables.setdefault(shape, {})
+            table = tables.get(fields)
+            if table is None:
+                table = tables[fields] = {}
+                for i, c in entries:
+                    table.setdefault(tuple(c[f] for f in fields), []).append(i)
+            out += table.get(tuple(cube[f] for f in fields), ())
+        return out
 
 
 def _components(members: Sequence[Member]) -> list[list[int]]:
@@ -135,9 +141,8 @@ def _components(members: Sequence[Member]) -> list[list[int]]:
 
     index = CubeIndex()
     for i, m in enumerate(members):
-        for j in index.candidates(m.cube):
-            if meet(members[j].cube, m.cube) is not None:
-                parent[root(j)] = root(i)
+        for j in index.overlapping(m.cube):
+            parent[root(j)] = root(i)
         index.add(i, m.cube)
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(members)):

@@ -71,7 +71,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from vtap.compiler.copytree import CopyTree, Step
-from vtap.compiler.overlap import Combination, CubeIndex, Member, Value, combine, meet
+from vtap.compiler.overlap import Combination, CubeIndex, Member, Outcome, Value, combine
 from vtap.compiler.pipeline import (
     GROUP_ID_FIRST,
     PRIO_COPY_TRANSIT,
@@ -373,17 +373,20 @@ class _Compiler:
         out: dict[tuple[int, int], list[Combination]] = {}
         refused: dict[int, str] = {}
         limit = PRIO_TAP_MAX - PRIO_TAP_BASE
+        # The fabric ports of one switch classify the same policies: each distinct member list
+        # (a member's cube follows from its id and role) is extended and combined once.
+        extended: dict[tuple[int, tuple[int, ...]], list[Member]] = {}
+        outcomes: dict[tuple[tuple[int, bool], ...], Outcome] = {}
         for (dpid, port), here in sorted(members.items()):
             if self.topology.is_fabric_port(PortRef(dpid, port)):
-                here = here + self._suppressors(dpid, here, sources, index)
-                # A monitor's own traffic is never copied to it (on its own switch its port is
-                # simply not classified): a virtual suppressor, id -policy id, per policy.
-                here += [
-                    Member(-m.policy_id, {"eth_src": ready[m.policy_id].monitor.mac}, True)
-                    for m in here
-                    if not m.suppress and not ready[m.policy_id].policy.has_source
-                ]
-            outcome = combine(here, self.config.max_combinations, limit)
+                ext_key = (dpid, tuple(m.policy_id for m in here))
+                if ext_key not in extended:
+                    extended[ext_key] = self._on_fabric(dpid, here, ready, sources, index)
+                here = extended[ext_key]
+            key = tuple((m.policy_id, m.suppress) for m in here)
+            outcome = outcomes.get(key)
+            if outcome is None:
+                outcome = outcomes[key] = combine(here, self.config.max_combinations, limit)
             out[(dpid, port)] = outcome.combinations
             for pid in outcome.refused:
                 refused.setdefault(
@@ -393,6 +396,25 @@ class _Compiler:
                 )
         return out, refused
 
+    def _on_fabric(
+        self,
+        dpid: int,
+        here: list[Member],
+        ready: dict[int, _Ready],
+        sources: list[_Ready],
+        index: CubeIndex,
+    ) -> list[Member]:
+        """The members at a fabric port: the policies classified there, then suppressors."""
+        here = here + self._suppressors(dpid, here, sources, index)
+        # A monitor's own traffic is never copied to it (on its own switch its port is
+        # simply not classified): a virtual suppressor, id -policy id, per policy.
+        here += [
+            Member(-m.policy_id, {"eth_src": ready[m.policy_id].monitor.mac}, True)
+            for m in here
+            if not m.suppress and not ready[m.policy_id].policy.has_source
+        ]
+        return here
+
     @staticmethod
     def _suppressors(
         dpid: int, here: list[Member], sources: list[_Ready], index: CubeIndex
@@ -400,10 +422,7 @@ class _Compiler:
         """Source policies classified elsewhere that may already have copied these packets."""
         found: set[int] = set()
         for m in here:
-            for j in index.candidates(m.cube):
-                s = sources[j]
-                if s.origin != dpid and meet(s.cube, m.cube) is not None:
-                    found.add(j)
+            found.update(j for j in index.overlapping(m.cube) if sources[j].origin != dpid)
         return [Member(sources[j].pid, sources[j].cube, suppress=True) for j in sorted(found)]
 
     # --- copy buckets ----------------------------------------------------------------------
