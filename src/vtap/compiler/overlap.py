@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
+from math import comb
 
 Value = int | str
 Cube = Mapping[str, Value]
@@ -140,7 +142,13 @@ def _components(members: Sequence[Member]) -> list[list[int]]:
         return i
 
     index = CubeIndex()
+    first: dict[CubeKey, int] = {}  # identical cubes overlap the same ones: index one of them
     for i, m in enumerate(members):
+        key = cube_key(m.cube)
+        twin = first.setdefault(key, i)
+        if twin != i:
+            parent[root(twin)] = root(i)
+            continue
         for j in index.overlapping(m.cube):
             parent[root(j)] = root(i)
         index.add(i, m.cube)
@@ -166,25 +174,89 @@ def combine(members: Sequence[Member], budget: int, max_members: int) -> Outcome
         if len(group) == 1:
             combos.append(Combination(reals[0].cube, (reals[0],)))
             continue
-        cubes: dict[CubeKey, Cube] = {}
-        accepted: list[Member] = []
-        for m in reals + [members[i] for i in group if members[i].suppress]:
-            new: dict[CubeKey, Cube] = {}
-            if not m.suppress:
-                new[cube_key(m.cube)] = m.cube
-            for c in cubes.values():
-                x = meet(c, m.cube)
-                if x is not None:
-                    new.setdefault(cube_key(x), x)
-            added = {k: v for k, v in new.items() if k not in cubes}
-            if spent + len(added) > budget or len(accepted) + 1 > max_members:
-                if not m.suppress:
-                    refused.append(m.policy_id)
-                continue
-            spent += len(added)
-            cubes.update(added)
-            accepted.append(m)
-        for cube in cubes.values():
-            inside = tuple(m for m in accepted if contains(m.cube, cube))
+        ordered = reals + [members[i] for i in group if members[i].suppress]
+        cubes, accepted = _intersections(ordered, budget - spent, max_members, refused)
+        spent += len(cubes)
+        for cube, inside in zip(cubes, _containing(cubes, accepted), strict=True):
             combos.append(Combination(cube, inside))
     return Outcome(combos, refused)
+
+
+def _intersections(
+    ordered: Sequence[Member], budget: int, max_members: int, refused: list[int]
+) -> tuple[list[Cube], list[Member]]:
+    """The distinct intersections of one component, in order found, and the members taken.
+
+    Each member in turn adds its own cube (if real) and its meets with the cubes so far, unless
+    that exceeds `budget` new cubes or `max_members`: then a real member is refused and a
+    suppressor skipped. Only the cubes the member overlaps are met (CubeIndex), in the order
+    they were found, so the result is the same as meeting every cube.
+
+    Suppressors come after all real members, and many are identical (one virtual suppressor per
+    policy, with its monitor's address). Two shortcuts rely on that: once a suppressor's cube
+    was taken, every cube found since meets it in a cube already there (c∩q is kept, and
+    (c∩q)∩s was added with c∩s), so an identical suppressor adds nothing; and one skipped
+    while the cubes have not grown since would be skipped again for the same reason.
+    """
+    cubes: list[Cube] = []
+    known: set[CubeKey] = set()
+    index = CubeIndex()
+    accepted: list[Member] = []
+    taken: set[CubeKey] = set()  # cubes of suppressors taken
+    skipped: dict[CubeKey, int] = {}  # a skipped suppressor's cube → len(cubes) then
+    for m in ordered:
+        key = cube_key(m.cube)
+        added: dict[CubeKey, Cube] = {}
+        if m.suppress and skipped.get(key) == len(cubes):
+            continue
+        if not (m.suppress and key in taken):
+            if not m.suppress and key not in known:
+                added[key] = m.cube
+            for pos in sorted(index.overlapping(m.cube)):
+                x = meet(cubes[pos], m.cube)
+                assert x is not None
+                k = cube_key(x)
+                if k not in known and k not in added:
+                    added[k] = x
+        if len(added) > budget or len(accepted) + 1 > max_members:
+            if m.suppress:
+                skipped[key] = len(cubes)
+            else:
+                refused.append(m.policy_id)
+            continue
+        budget -= len(added)
+        for k, x in added.items():
+            index.add(len(cubes), x)
+            cubes.append(x)
+            known.add(k)
+        accepted.append(m)
+        if m.suppress:
+            taken.add(key)
+    return cubes, accepted
+
+
+def _containing(cubes: Sequence[Cube], accepted: Sequence[Member]) -> list[tuple[Member, ...]]:
+    """For each cube, the accepted members whose cube contains it, in accepted order.
+
+    A member contains a cube when its (field, value) pairs are a subset of the cube's; cubes
+    pin few fields, so looking up the cube's subsets (of the sizes members have) is cheaper
+    than testing every member, whenever there are fewer such subsets than members.
+    """
+    by_key: dict[CubeKey, list[int]] = defaultdict(list)
+    for i, m in enumerate(accepted):
+        by_key[cube_key(m.cube)].append(i)
+    sizes = sorted({len(k) for k in by_key})
+    out: list[tuple[Member, ...]] = []
+    for cube in cubes:
+        key = cube_key(cube)
+        lookups = sum(comb(len(key), r) for r in sizes if r <= len(key))
+        if lookups >= len(accepted):
+            out.append(tuple(m for m in accepted if contains(m.cube, cube)))
+            continue
+        hits: list[int] = []
+        for r in sizes:
+            for sub in combinations(key, r):
+                hits += by_key.get(sub, ())
+        hits.sort()
+        out.append(tuple(accepted[i] for i in hits))
+    return out
