@@ -125,6 +125,10 @@ def controlplane(
         bool,
         typer.Option("--no-lock", help="the caller holds /tmp/vtap-lab.lock (e.g. under flock)"),
     ] = False,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="also put the headline figures into this README's controlplane block"),
+    ] = None,
 ) -> None:
     """Benchmark the control plane; results (JSON, README.md, PNG) go to --out."""
     from rich.console import Console
@@ -177,6 +181,10 @@ def controlplane(
             bar=bar,
         )
     console.print(f"done in {time.monotonic() - started:.0f} s; results in {out}")
+    if readme is not None:
+        from vtap.bench import readme as readme_block
+
+        readme_block.sync(readme, "controlplane", (out / "headline.md").read_text())
     for t in (results.get("lab") or {}).get("throughput", []):
         console.print(
             f"  {t['policies']:>6,} policies: all active in {t['to_active_s']:.2f} s, "

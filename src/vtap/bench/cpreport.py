@@ -47,6 +47,9 @@ def write(results: dict[str, Any], out: Path) -> list[Path]:
     readme = out / "README.md"
     readme.write_text(render(results, [p.name for p in written if p.suffix == ".png"]))
     written.append(readme)
+    head = out / "headline.md"
+    head.write_text("\n".join(headline(results)) + "\n")
+    written.append(head)
     return written
 
 

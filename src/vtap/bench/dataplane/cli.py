@@ -40,6 +40,10 @@ def dataplane(
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="The caller holds the machine's lab lock.")
     ] = False,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="Also put the headline figures into this README's dataplane block."),
+    ] = None,
 ) -> None:
     """Measure no TAP vs. OVSDB port mirroring vs. vTAP on normal OVS and OVS-DPDK."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -102,6 +106,10 @@ def dataplane(
     written = report.write(result, out, command)
     for path in written:
         print(path)
+    if readme is not None:
+        from vtap.bench import readme as readme_block
+
+        readme_block.sync(readme, "dataplane", (out / "headline.md").read_text())
 
 
 class _lock:

@@ -302,7 +302,7 @@ class Testbed:
         clog = (self.workdir / "controller.log").open("wb")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "vtap", "controller", "--of-port", str(self.of_port),
-             "--api", f"127.0.0.1:{api_port}", "--log-level", "warning"],
+             "--api", f"127.0.0.1:{api_port}", "--log-level", "info"],
             stdout=clog, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
         wait_for(lambda: httpx.get(f"{self.api}/health", timeout=1).status_code < 500, 20,
@@ -367,10 +367,17 @@ class Testbed:
                 if resp.status_code != 201:
                     raise VtapError(f"creating the vTAP policy failed: {resp.text}")
                 self.policy_ids.append(int(resp.json()["id"]))
-            wait_for(
-                lambda: all(self._policy_status(p) == "active" for p in self.policy_ids),
-                60, "the vTAP policies to be active",
-            )  # fmt: skip
+            try:
+                wait_for(
+                    lambda: all(self._policy_status(p) == "active" for p in self.policy_ids),
+                    60, "the vTAP policies to be active",
+                )  # fmt: skip
+            except VtapError:
+                states = [httpx.get(f"{self.api}/policies/{p}", timeout=20).json()
+                          for p in self.policy_ids]  # fmt: skip
+                why = "; ".join(f"{s['name']}: {s['status']} ({s.get('status_reason')})"
+                                for s in states)  # fmt: skip
+                raise VtapError(f"the vTAP policies did not become active: {why}") from None
         elif method != "none":
             raise VtapError(f"unknown method {method!r}")
         self.ovs.appctl("revalidator/purge")

@@ -115,7 +115,87 @@ def write(result: RunResult, outdir: Path, command: str) -> list[Path]:
     md = outdir / "README.md"
     md.write_text(_markdown(result, agg, command))
     written.append(md)
+    head = outdir / "headline.md"
+    head.write_text("\n".join(headline(result, agg, command)) + "\n")
+    written.append(head)
     return written
+
+
+def headline(
+    result: RunResult, agg: dict, command: str, where: str = "docs/results/dataplane/"
+) -> list[str]:
+    """The top-level README's data-plane lines: a few sizes, the ratios and the goals."""
+    sizes = [s for s in (64, 512, 1518) if any(k[2] == s for k in agg)]
+    s_mirror = seed_table("table5_1_ovs_port_mirroring.csv")
+    s_group = seed_table("table5_2_ovs_group_table.csv")
+    cyc = "pmd_cycles_per_packet"
+
+    def med(dp: str, method: str, f: str, size: int) -> float:
+        v = agg.get((dp, method, size))
+        return v[f][0] if v else 0.0
+
+    lines = [
+        f"Data plane (`{command}`, {result.started[:16].replace('T', ' ')}, "
+        f"{result.seconds / 60:.1f} min; details in `{where}`). Two cores: absolute rates are "
+        "contention-bound, compare the ratios. Normal OVS = the userspace datapath with veth "
+        "ports (no kernel module here); OVS-DPDK = vhost-user ports, testpmd endpoints, 1 PMD.",
+        "",
+        "| size | normal OVS rx pps: no TAP / mirror / vTAP | vTAP÷mirror rx (seed) "
+        "| OVS-DPDK PMD cycles/pkt: no TAP / mirror / vTAP | vTAP÷mirror cycles "
+        "| vTAP÷no TAP cycles |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in sizes:
+        rx = [med("ovs-veth", m, "receiver_pps", size) for m in ("none", "mirror", "vtap")]
+        cy = [med("ovs-dpdk", m, cyc, size) for m in ("none", "mirror", "vtap")]
+        seed = _ratio(
+            s_group.get(size, {}).get("receiver_pps", 0),
+            s_mirror.get(size, {}).get("receiver_pps", 0),
+        )
+        lines.append(
+            f"| {size} | {' / '.join(f'{x:,.0f}' for x in rx)} | {_ratio(rx[2], rx[1])} "
+            f"({seed}) | {' / '.join(f'{x:,.0f}' for x in cy)} | {_ratio(cy[2], cy[1])} | "
+            f"{_ratio(cy[2], cy[0])} |"
+        )
+    lines.append("")
+    vtap = _delivery(result.samples, "vtap")
+    if vtap:
+        met = vtap["receiver"][1] >= 0.99 and vtap["monitor"][1] >= 0.99
+        lines.append(
+            f"- OVS-DPDK, 64 B, sender policed to half the no-TAP capacity "
+            f"({vtap['offered_pps'][0]:,.0f} pps offered): with vTAP the receiver got "
+            f"{_pct(vtap['receiver'])}, the monitor {_pct(vtap['monitor'])} of the packets "
+            f"(goal ≥ 99 %: {'met' if met else 'not met'})"
+        )
+    one = agg.get((TWO_PAIRS[1], "vtap", 64))
+    two = agg.get((TWO_PAIRS[2], "vtap", 64))
+    if one and two:
+        seed = _ratio(
+            seed_table("table5_6_ovsdpdk_group_two_pmd_two_pairs.csv")
+            .get(64, {})
+            .get("receiver1_pps", 0),
+            seed_table("table5_5_ovsdpdk_group_one_pmd_two_pairs.csv")
+            .get(64, {})
+            .get("receiver1_pps", 0),
+        )
+        lines.append(
+            f"- two pairs, one monitor, 64 B: 2 PMD ÷ 1 PMD receiver-1 pps "
+            f"{_ratio(two['receiver_pps'][0], one['receiver_pps'][0])} (seed {seed}); the "
+            "second PMD shares core 0 with every endpoint here"
+        )
+    dp = med("ovs-dpdk", "vtap", "receiver_pps", 64)
+    ov = med("ovs-veth", "vtap", "receiver_pps", 64)
+    if dp and ov:
+        seed = _ratio(
+            seed_table("table5_4_ovsdpdk_group_table.csv").get(64, {}).get("receiver_pps", 0),
+            s_group.get(64, {}).get("receiver_pps", 0),
+        )
+        lines.append(
+            f"- OVS-DPDK ÷ normal OVS, vTAP receiver pps at 64 B: {_ratio(dp, ov)} (seed "
+            f"{seed}); our receivers are testpmd processes sharing one core, so this ratio "
+            "says little about the datapaths"
+        )
+    return lines
 
 
 def _fmt(v: tuple[float, float, float], digits: int = 0) -> str:
