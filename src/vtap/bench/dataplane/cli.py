@@ -100,8 +100,9 @@ def dataplane(
             except VtapError as exc:
                 logs = out / "failed-run-logs"
                 logs.mkdir(parents=True, exist_ok=True)
-                for f in work.glob("*.log"):
-                    (logs / f.name).write_bytes(f.read_bytes())
+                for f in work.rglob("*.log"):
+                    name = f.name if f.parent == work else f"{f.parent.name}-{f.name}"
+                    (logs / name).write_bytes(f.read_bytes())
                 raise VtapError(f"{exc} (logs copied to {logs})") from None
     written = report.write(result, out, command)
     for path in written:

@@ -293,13 +293,14 @@ class Testbed:
         self.of_port = free_port()
         api_port = free_port()
         self.api = f"http://127.0.0.1:{api_port}/api/v1"
-        state = self.workdir / "controller-state"
-        state.mkdir(parents=True, exist_ok=True)
+        # A fresh state directory per testbed: the controller persists host locations, and
+        # hosts remembered on an earlier testbed's bridge would look learnt before they are.
+        state = Path(tempfile.mkdtemp(prefix="controller-state-", dir=self.workdir))
         # The sender's one flow lives for the whole run. On a busy 2-core machine OVS's
         # revalidators may not push its datapath counters to the OpenFlow rule in time, and
         # the reactive path entry would idle out under full traffic: give it a long timeout.
         env = {**os.environ, "VTAP_STATE_DIR": str(state), "VTAP_FLOW_IDLE_TIMEOUT": "3600"}
-        clog = (self.workdir / "controller.log").open("wb")
+        clog = (state / "controller.log").open("wb")
         self.controller = subprocess.Popen(
             [sys.executable, "-m", "vtap", "controller", "--of-port", str(self.of_port),
              "--api", f"127.0.0.1:{api_port}", "--log-level", "info"],
