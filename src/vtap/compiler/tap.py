@@ -118,7 +118,7 @@ __all__ = [
 _MAX_PHYSICAL_PORT = 0xFFFFFF00
 _HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
 FlowId = tuple[int, int, Match]
-_GroupKey = tuple[tuple[int, ...], tuple[Bucket, ...]]
+_GroupKey = tuple[tuple[int, ...], int]  # (owners, bucket list id)
 
 
 class HostLookup(Protocol):
@@ -293,6 +293,9 @@ class _Compiler:
             holders[value].append(key)
         self.tags = {k: v for k, v in tags.items() if config.in_range(v) and len(holders[v]) == 1}
         self.exhausted = len(self.tags) >= config.size
+        # Memos for building the rules (per compile_tap call, like the compiler itself).
+        self._combo_plans: dict[int, tuple[Combination, tuple[tuple[int, ...], ...]]] = {}
+        self._bucket_ids: dict[tuple[tuple[int, ...], int], int] = {}
 
     # --- per policy ------------------------------------------------------------------------
 
@@ -427,6 +430,46 @@ class _Compiler:
 
     # --- copy buckets ----------------------------------------------------------------------
 
+    def combo_plan(
+        self, combo: Combination, ready: dict[int, _Ready]
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A combination's owners and, per monitor not fed upstream (by MAC), the id of the
+        policy whose copy bucket it gets. The same on every port the combination is used on:
+        memoised (the fabric ports of a switch share their combinations)."""
+        memo = self._combo_plans.get(id(combo))
+        if memo is not None:
+            return memo[1]
+        suppressed = {ready[abs(m.policy_id)].monitor.mac for m in combo.members if m.suppress}
+        owners = tuple(pid for pid in combo.policy_ids if pid > 0)
+        by_monitor: dict[str, list[_Ready]] = defaultdict(list)
+        for m in combo.members:
+            if m.suppress:
+                continue
+            r = ready[m.policy_id]
+            if r.monitor.mac not in suppressed:
+                by_monitor[r.monitor.mac].append(r)
+        chosen: list[int] = []
+        for mac in sorted(by_monitor):
+            users = sorted(by_monitor[mac], key=lambda r: r.pid)
+            chosen.append(next((r for r in users if r.policy.delivery == "tagged"), users[0]).pid)
+        plan = (owners, tuple(chosen))
+        self._combo_plans[id(combo)] = (combo, plan)  # holding combo keeps its id unique
+        return plan
+
+    def bucket_id(
+        self, b: _Builder, ready: dict[int, _Ready], chosen: tuple[int, ...], in_port: int
+    ) -> int:
+        """The builder's id of the group buckets: production, then one copy per chosen policy."""
+        key = (chosen, in_port)
+        bid = self._bucket_ids.get(key)
+        if bid is None:
+            buckets = (
+                Bucket((Resubmit(TABLE_FORWARD),)),
+                *(Bucket(self.copy_actions(ready[pid], in_port)) for pid in chosen),
+            )
+            bid = self._bucket_ids[key] = b.bucket_id(buckets)
+        return bid
+
     def copy_actions(self, r: _Ready, in_port: int) -> tuple[Action, ...]:
         """The copy bucket of policy r at its classifying switch, for packets from in_port."""
 
@@ -450,52 +493,67 @@ class _Compiler:
 
 
 class _Builder:
-    """Collects rules per switch with the policies each exists for; cookies and ids last."""
+    """Collects rules per switch with the policies each exists for; cookies and ids last.
+
+    Bucket lists are interned to small ids, so that group keys hash tuples of ints instead of
+    nested action dataclasses (tens of thousands of grouped rules share a few thousand).
+    """
 
     def __init__(self) -> None:
-        self.flows: dict[int, dict[FlowId, FlowRule]] = defaultdict(dict)
-        self.owners: dict[int, dict[FlowId, set[int]]] = defaultdict(lambda: defaultdict(set))
+        self.flows: dict[int, dict[FlowId, tuple[FlowRule, set[int]]]] = defaultdict(dict)
         self.group_keys: dict[int, set[_GroupKey]] = defaultdict(set)
-        self.group_refs: list[tuple[int, FlowRule, _GroupKey]] = []
+        self.group_refs: list[tuple[int, int, Match, _GroupKey]] = []
+        self.bucket_lists: list[tuple[Bucket, ...]] = []
+        self._bucket_ids: dict[tuple[Bucket, ...], int] = {}
+
+    def bucket_id(self, buckets: tuple[Bucket, ...]) -> int:
+        """The id of a bucket list (equal lists, equal ids)."""
+        bid = self._bucket_ids.setdefault(buckets, len(self.bucket_lists))
+        if bid == len(self.bucket_lists):
+            self.bucket_lists.append(buckets)
+        return bid
 
     def flow(self, dpid: int, rule: FlowRule, owners: Iterable[int]) -> None:
-        have = self.flows[dpid].get(rule.key)
-        if have is not None and have != rule:
+        have, users = self.flows[dpid].setdefault(rule.key, (rule, set()))
+        if have is not rule and have != rule:
             raise AssertionError(f"conflicting TAP rules on {dpid:#x}: {have} / {rule}")
-        self.flows[dpid][rule.key] = rule
-        self.owners[dpid][rule.key].update(owners)
+        users.update(owners)
 
     def grouped_flow(
-        self, dpid: int, rule: FlowRule, owners: tuple[int, ...], buckets: tuple[Bucket, ...]
+        self, dpid: int, priority: int, match: Match, owners: tuple[int, ...], bucket_id: int
     ) -> None:
-        key = (owners, buckets)
+        """A table-0 rule that applies the group (owners, bucket list), once ids are known."""
+        key = (owners, bucket_id)
         self.group_keys[dpid].add(key)
-        self.group_refs.append((dpid, rule, key))
+        self.group_refs.append((dpid, priority, match, key))
 
     def finish(self) -> tuple[dict, dict, dict, dict]:
-        group_ids = {dpid: _assign_group_ids(keys) for dpid, keys in self.group_keys.items()}
-        for dpid, rule, key in self.group_refs:
-            gid = group_ids[dpid][key]
-            self.flow(dpid, _with_actions(rule, (ToGroup(gid),)), key[0])
+        texts = [repr(b) for b in self.bucket_lists]
+        group_ids = {
+            dpid: _assign_group_ids({k: f"{k[0]}|{texts[k[1]]}" for k in keys})
+            for dpid, keys in self.group_keys.items()
+        }
+        for dpid, priority, match, key in self.group_refs:
+            rule = FlowRule(TABLE_TAP, priority, match, (ToGroup(group_ids[dpid][key]),))
+            self.flow(dpid, rule, key[0])
         flows: dict[int, list[FlowRule]] = {}
         flow_owners: dict[int, dict[FlowId, frozenset[int]]] = {}
         for dpid, rules in sorted(self.flows.items()):
-            owners = {k: frozenset(v) for k, v in self.owners[dpid].items()}
-            flows[dpid] = [_with_cookie(r, owners[k]) for k, r in rules.items()]
-            flow_owners[dpid] = owners
+            owners = flow_owners[dpid] = {}
+            out = flows[dpid] = []
+            for k, (rule, users) in rules.items():
+                owners[k] = frozen = frozenset(users)
+                out.append(_with_cookie(rule, frozen))
         groups: dict[int, list[GroupRule]] = {}
         group_owners: dict[int, dict[int, frozenset[int]]] = {}
         for dpid, keys in sorted(self.group_keys.items()):
             ids = group_ids[dpid]
             groups[dpid] = sorted(
-                (GroupRule(ids[k], GroupType.ALL, k[1]) for k in keys), key=lambda g: g.group_id
+                (GroupRule(ids[k], GroupType.ALL, self.bucket_lists[k[1]]) for k in keys),
+                key=lambda g: g.group_id,
             )
             group_owners[dpid] = {ids[k]: frozenset(k[0]) for k in keys}
         return flows, groups, flow_owners, group_owners
-
-
-def _with_actions(rule: FlowRule, actions: tuple[Action, ...]) -> FlowRule:
-    return FlowRule(rule.table_id, rule.priority, rule.match, actions, rule.goto_table)
 
 
 def _with_cookie(rule: FlowRule, owners: frozenset[int]) -> FlowRule:
@@ -505,17 +563,18 @@ def _with_cookie(rule: FlowRule, owners: frozenset[int]) -> FlowRule:
     return FlowRule(rule.table_id, rule.priority, rule.match, rule.actions, rule.goto_table, value)
 
 
-def _assign_group_ids(keys: Iterable[_GroupKey]) -> dict[_GroupKey, int]:
+def _assign_group_ids(keys: Mapping[_GroupKey, str]) -> dict[_GroupKey, int]:
     """Stable group ids for one switch: a policy's own id where possible, else a hash.
 
     A group is identified by the policies it serves and its buckets (one policy can need two
-    groups on a switch, e.g. with and without an IN_PORT bucket). Keys are visited in a fixed
-    order, so the same keys always get the same ids.
+    groups on a switch, e.g. with and without an IN_PORT bucket). `keys` maps each (owners,
+    bucket list id) to its text, `f"{owners}|{buckets!r}"`: keys are visited in the order of
+    their text, so the same groups always get the same ids.
     """
     ids: dict[_GroupKey, int] = {}
     used: set[int] = set()
     hashed: list[tuple[_GroupKey, str]] = []
-    for key, text in sorted(((k, f"{k[0]}|{k[1]!r}") for k in keys), key=lambda kt: kt[1]):
+    for key, text in sorted(keys.items(), key=lambda kt: kt[1]):
         owners = key[0]
         own = GROUP_ID_FIRST + owners[0] if len(owners) == 1 else None
         if own is not None and owners[0] < _HASHED_GROUPS and own not in used:
@@ -598,28 +657,14 @@ def compile_tap(
 def _classification(
     c: _Compiler, b: _Builder, ready: dict[int, _Ready], dpid: int, in_port: int, combo: Combination
 ) -> None:
-    suppressed = {ready[abs(m.policy_id)].monitor.mac for m in combo.members if m.suppress}
-    owners = tuple(pid for pid in combo.policy_ids if pid > 0)
-    by_monitor: dict[str, list[_Ready]] = defaultdict(list)
-    for m in combo.members:
-        if m.suppress:
-            continue
-        r = ready[m.policy_id]
-        if r.monitor.mac not in suppressed:
-            by_monitor[r.monitor.mac].append(r)
-    buckets = [Bucket((Resubmit(TABLE_FORWARD),))]
-    for mac in sorted(by_monitor):
-        users = sorted(by_monitor[mac], key=lambda r: r.pid)
-        chosen = next((r for r in users if r.policy.delivery == "tagged"), users[0])
-        buckets.append(Bucket(c.copy_actions(chosen, in_port)))
+    owners, chosen = c.combo_plan(combo, ready)
     match = Match(in_port=in_port, **combo.cube)  # type: ignore[arg-type]
     priority = PRIO_TAP_BASE + len(combo.members)
-    if len(buckets) == 1:  # every monitor was fed upstream: just forward
+    if not chosen:  # every monitor was fed upstream: just forward
         rule = FlowRule(TABLE_TAP, priority, match, goto_table=TABLE_FORWARD)
         b.flow(dpid, rule, owners)
         return
-    rule = FlowRule(TABLE_TAP, priority, match)
-    b.grouped_flow(dpid, rule, owners, tuple(buckets))
+    b.grouped_flow(dpid, priority, match, owners, c.bucket_id(b, ready, chosen, in_port))
 
 
 def _transit_and_delivery(c: _Compiler, b: _Builder, r: _Ready) -> None:
