@@ -32,7 +32,8 @@ class FakeSession:
 
 def udp_frame() -> bytes:
     ip = bytes.fromhex("45000020000000004011") + b"\0\0"
-    ip += bytes(int(x) for x in SENDER[1].split(".")) + bytes(int(x) for x in RECEIVER[1].split("."))
+    for addr in (SENDER[1], RECEIVER[1]):
+        ip += bytes(int(x) for x in addr.split("."))
     udp = (9).to_bytes(2, "big") + (9).to_bytes(2, "big") + (12).to_bytes(2, "big") + b"\0\0"
     frame = _ethernet(RECEIVER[0], SENDER[0], 0x0800, ip + udp + b"vtap")
     assert mac_to_bytes(SENDER[0]) in frame
