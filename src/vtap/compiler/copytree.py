@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import networkx as nx
 
 from vtap.domain.network import PortRef
-from vtap.topology.graph import Topology
+
+
+class Links(Protocol):
+    """What a tree reads: a Topology, or a TopologyView of one state of it."""
+
+    @property
+    def graph(self) -> nx.Graph: ...
+
+    def link_ports(self, a: int, b: int) -> list[tuple[PortRef, PortRef]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +45,7 @@ def _score(text: str) -> int:
 class CopyTree:
     """Next hops toward `root` (the monitor's edge switch) for every switch that can reach it."""
 
-    def __init__(self, topology: Topology, root: int, monitor_mac: str) -> None:
+    def __init__(self, topology: Links, root: int, monitor_mac: str) -> None:
         self.root = root
         self._next: dict[int, Step] = {}
         g = topology.graph

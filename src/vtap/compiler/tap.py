@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from vtap.compiler.copytree import CopyTree, Step
+from vtap.compiler.copytree import Step
 from vtap.compiler.overlap import Combination, CubeIndex, Member, Outcome, Value, combine
 from vtap.compiler.pipeline import (
     GROUP_ID_FIRST,
@@ -100,7 +100,8 @@ from vtap.compiler.rules import (
     ToGroup,
 )
 from vtap.compiler.tags import TapConfig, monitor_tag_key, policy_tag_key
-from vtap.domain.network import Host, PortRef, dpid_str
+from vtap.compiler.topoview import TopologyView
+from vtap.domain.network import Host, PortRef
 from vtap.domain.policy import IP_PROTO_TCP, IP_PROTO_UDP, Policy
 from vtap.packets import ETH_TYPE_IPV4
 from vtap.topology.graph import Topology
@@ -115,7 +116,6 @@ __all__ = [
     "compile_tap",
 ]
 
-_MAX_PHYSICAL_PORT = 0xFFFFFF00
 _HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
 FlowId = tuple[int, int, Match]
 _GroupKey = tuple[tuple[int, ...], int]  # (owners, bucket list id)
@@ -233,32 +233,6 @@ def policy_cube(policy: Policy) -> dict[str, Value]:
     return cube
 
 
-def _label(topology: Topology, dpid: int) -> str:
-    sw = topology.switch(dpid)
-    return sw.name if sw is not None and sw.name else dpid_str(dpid)
-
-
-def _physical_ports(topology: Topology, dpid: int) -> list[int]:
-    sw = topology.switch(dpid)
-    if sw is None:
-        return []
-    return [p.port_no for p in sw.ports if p.port_no <= _MAX_PHYSICAL_PORT]
-
-
-def _edge_ports(topology: Topology, dpid: int) -> list[int]:
-    """Ports a host may send from: up and not fabric (a down port needs no guard)."""
-    sw = topology.switch(dpid)
-    if sw is None:
-        return []
-    return [
-        p.port_no
-        for p in sw.ports
-        if p.up
-        and p.port_no <= _MAX_PHYSICAL_PORT
-        and not topology.is_fabric_port(PortRef(dpid, p.port_no))
-    ]
-
-
 def _resolve(hosts: HostLookup, mac: str | None, ip: str | None, role: str) -> Host:
     by_mac = hosts.by_mac(mac) if mac is not None else None
     by_ip = hosts.by_ip(ip) if ip is not None else None
@@ -276,16 +250,14 @@ def _resolve(hosts: HostLookup, mac: str | None, ip: str | None, role: str) -> H
 class _Compiler:
     def __init__(
         self,
-        topology: Topology,
+        view: TopologyView,
         hosts: HostLookup,
         tags: Mapping[str, int],
         config: TapConfig,
     ) -> None:
-        self.topology = topology
+        self.view = view
         self.hosts = hosts
         self.config = config
-        self.graph_nodes = set(topology.graph.nodes)
-        self.trees: dict[str, CopyTree] = {}
         self.needed: set[str] = set()
         # A tag value held by two keys (a corrupt allocation) is valid for neither.
         holders: dict[int, list[str]] = defaultdict(list)
@@ -329,19 +301,15 @@ class _Compiler:
             skip = {dest.location.port_no}
             if mon_edge == origin:
                 skip.add(monitor.location.port_no)
-            in_ports = [p for p in _physical_ports(self.topology, origin) if p not in skip]
+            in_ports = [p for p in self.view.physical_ports(origin) if p not in skip]
         for dpid in (origin, mon_edge):
-            if dpid not in self.graph_nodes:
-                raise _Pending(f"switch {_label(self.topology, dpid)} is not connected")
+            if dpid not in self.view.nodes:
+                raise _Pending(f"switch {self.view.label(dpid)} is not connected")
         if policy.delivery == "rewrite" and monitor.ip is None and origin != mon_edge:
             raise _Pending(f"monitor host {monitor.mac} has no known IP address yet")
-        tree = self.trees.get(monitor.mac)
-        if tree is None or tree.root != mon_edge:
-            tree = self.trees[monitor.mac] = CopyTree(self.topology, mon_edge, monitor.mac)
+        tree = self.view.copy_tree(mon_edge, monitor.mac)
         if not tree.reaches(origin):
-            raise _Pending(
-                f"no path from {_label(self.topology, origin)} to {_label(self.topology, mon_edge)}"
-            )
+            raise _Pending(f"no path from {self.view.label(origin)} to {self.view.label(mon_edge)}")
         tag: int | None = None
         if origin != mon_edge:
             key = (
@@ -381,7 +349,7 @@ class _Compiler:
         extended: dict[tuple[int, tuple[int, ...]], list[Member]] = {}
         outcomes: dict[tuple[tuple[int, bool], ...], Outcome] = {}
         for (dpid, port), here in sorted(members.items()):
-            if self.topology.is_fabric_port(PortRef(dpid, port)):
+            if PortRef(dpid, port) in self.view.fabric_ports:
                 ext_key = (dpid, tuple(m.policy_id for m in here))
                 if ext_key not in extended:
                     extended[ext_key] = self._on_fabric(dpid, here, ready, sources, index)
@@ -394,7 +362,7 @@ class _Compiler:
             for pid in outcome.refused:
                 refused.setdefault(
                     pid,
-                    f"too many overlapping policies on {_label(self.topology, dpid)} port "
+                    f"too many overlapping policies on {self.view.label(dpid)} port "
                     f"{port} (limit {self.config.max_combinations} combinations)",
                 )
         return out, refused
@@ -594,13 +562,18 @@ def _assign_group_ids(keys: Mapping[_GroupKey, str]) -> dict[_GroupKey, int]:
 
 def compile_tap(
     policies: Iterable[Policy],
-    topology: Topology,
+    topology: Topology | TopologyView,
     hosts: HostLookup,
     tags: Mapping[str, int],
     config: TapConfig | None = None,
 ) -> TapPlan:
-    """The TAP rules for the enabled policies on this topology (see the module docstring)."""
-    c = _Compiler(topology, hosts, tags, config or TapConfig())
+    """The TAP rules for the enabled policies on this topology (see the module docstring).
+
+    `topology` may be a TopologyView of the topology's current state: a caller that compiles
+    often keeps one per topology generation, so topology-only work is done once per state.
+    """
+    view = topology if isinstance(topology, TopologyView) else TopologyView(topology)
+    c = _Compiler(view, hosts, tags, config or TapConfig())
     plans: dict[int, PolicyPlan] = {}
     ready: dict[int, _Ready] = {}
     for policy in sorted((p for p in policies if p.enabled), key=lambda p: p.id):
@@ -628,12 +601,10 @@ def compile_tap(
             tag_users[r.tag].add(r.pid)
             _transit_and_delivery(c, b, r)
     for tag, users in sorted(tag_users.items()):
-        for sw in topology.switches():
-            if not sw.connected:
-                continue
-            for port in _edge_ports(topology, sw.dpid):
+        for dpid in view.connected():
+            for port in view.edge_ports(dpid):
                 match = Match(in_port=port, vlan_vid=OFPVID_PRESENT | tag)
-                b.flow(sw.dpid, FlowRule(TABLE_TAP, PRIO_GUARD, match), users)
+                b.flow(dpid, FlowRule(TABLE_TAP, PRIO_GUARD, match), users)
 
     flows, groups, flow_owners, group_owners = b.finish()
     touched: dict[int, set[int]] = defaultdict(set)

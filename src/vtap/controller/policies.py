@@ -18,6 +18,7 @@ from vtap.compiler.pipeline import owner_of
 from vtap.compiler.rules import FlowRule, GroupRule
 from vtap.compiler.tags import TapConfig, allocate
 from vtap.compiler.tap import PlanState, TapPlan, compile_tap
+from vtap.compiler.topoview import TopologyView
 from vtap.controller.reconciler import Desired, Reconciler, SyncResult
 from vtap.controller.state import ControllerState
 from vtap.domain.network import dpid_str
@@ -55,6 +56,7 @@ class PolicyService:
         self._errors: dict[int, str] = {}  # policy id → last switch error text
         self.plan = TapPlan({}, {}, {}, frozenset())
         self._probing: set[int] = set()  # policies whose hosts were just probed for
+        self._view: TopologyView | None = None  # the topology's current state, for compiles
 
     # ------------------------------------------------------------ intent
 
@@ -62,18 +64,25 @@ class PolicyService:
         """Compile every policy against the current topology and hosts; allocate tags."""
         policies = self._store.list()
         tags = self._store.get_tags()
-        plan = compile_tap(policies, self._state.topology, self._state.hosts, tags, self._config)
+        view = self.topology_view()
+        plan = compile_tap(policies, view, self._state.hosts, tags, self._config)
         wanted = allocate(tags, plan.tags_needed, self._config)
         if wanted != tags:
             self._store.set_tags(wanted)
             if plan.missing_tags(tags):
-                plan = compile_tap(
-                    policies, self._state.topology, self._state.hosts, wanted, self._config
-                )
+                plan = compile_tap(policies, view, self._state.hosts, wanted, self._config)
         self.plan = plan
         self._probing.clear()
         for policy in policies:
             self._probe_missing_hosts(policy)
+
+    def topology_view(self) -> TopologyView:
+        """The view of the topology's current state: kept while its generation stays the same,
+        so copy trees and port lists are derived once per topology state, not once per round."""
+        topology = self._state.topology
+        if self._view is None or not self._view.matches(topology):
+            self._view = TopologyView(topology)
+        return self._view
 
     def desired(self, dpid: int, with_tap: bool) -> Desired:
         flows = base_rules()
