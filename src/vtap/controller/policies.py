@@ -175,7 +175,7 @@ class PolicyService:
         """Wait for the install round; if it sent ARP probes for the policy's hosts, give the
         answers about a second to arrive (the round they trigger makes the policy active)."""
         deadline = self._state.now() + APPLY_WAIT
-        await self._reconciler.wait(self._reconciler.request(), APPLY_WAIT)
+        await self._reconciler.wait(self._reconciler.request(urgent=True), APPLY_WAIT)
         policy = self.get(policy_id)
         while (
             policy.status is PolicyStatus.PENDING
@@ -183,7 +183,7 @@ class PolicyService:
             and (left := deadline - self._state.now()) > 0
         ):
             await asyncio.sleep(min(0.2, left))
-            await self._reconciler.wait(self._reconciler.request(), left)
+            await self._reconciler.wait(self._reconciler.request(urgent=True), left)
             policy = self.get(policy_id)
             if deadline - self._state.now() < APPLY_WAIT - 1.0:
                 break  # give a probe about a second: the host may simply be down
@@ -204,7 +204,7 @@ class PolicyService:
         self._store.delete(policy_id)
         self._status.pop(policy_id, None)
         self._errors.pop(policy_id, None)
-        await self._reconciler.wait(self._reconciler.request(), APPLY_WAIT)
+        await self._reconciler.wait(self._reconciler.request(urgent=True), APPLY_WAIT)
 
     def rules(self, policy_id: int) -> PolicyRules:
         policy = self.get(policy_id)

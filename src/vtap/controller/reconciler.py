@@ -6,7 +6,15 @@ desired rules against the mirror and sends only the difference. A rejected batch
 switch, because after an error the mirror can no longer be trusted.
 
 Rounds are requested (policy change, topology change, host event), coalesced, and run one at a
-time; callers can wait for the round that includes their change.
+time; callers can wait for the round that includes their change. A round starts `debounce`
+after the first request, so that a burst of events makes one round; a request someone waits
+for (an operator's change through the API) is `urgent` and starts the round at once, taking
+along every request made so far (later ones make the next round).
+
+Most rounds change a few switches. A switch whose desired rules are equal to those of its last
+successful sync, with the mirror untouched since, is not diffed again: the diff would be empty.
+Anything that touches the mirror (a join, a rejected batch and the re-read, a lost connection)
+forgets that, so such a switch is diffed in full in the next round.
 
 A switch that joined only a moment ago, or a controller that just started, has not yet seen the
 fabric's links: compiling against that partial view would delete TAP entries that are right. So
@@ -77,6 +85,9 @@ class _Mirror:
     flows: dict[tuple[int, int, object], FlowRule] = field(default_factory=dict)
     groups: dict[int, GroupRule] = field(default_factory=dict)
     joined_at: float = 0.0
+    # What the last successful sync made this switch hold: (tap synced, flows, groups). None
+    # when the mirror changed otherwise, or no sync has finished since it was read.
+    synced: tuple[bool, list[FlowRule], list[GroupRule]] | None = None
 
 
 DesiredFn = Callable[[int, bool], Desired]
@@ -99,16 +110,20 @@ class Reconciler:
         self._requested = 0
         self._completed = 0
         self._wake = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._done = asyncio.Condition()
         self.before_round: Callable[[], None] = lambda: None
         self.after_round: Callable[[dict[int, SyncResult]], None] = lambda _results: None
 
     # ------------------------------------------------------------ rounds
 
-    def request(self) -> int:
-        """Ask for a round; returns a ticket that `wait()` accepts."""
+    def request(self, urgent: bool = False) -> int:
+        """Ask for a round; returns a ticket that `wait()` accepts. An urgent request (someone
+        waits for it) cuts the debounce short."""
         self._requested += 1
         self._wake.set()
+        if urgent:
+            self._urgent.set()
         return self._requested
 
     async def wait(self, ticket: int, timeout: float) -> bool:
@@ -123,8 +138,13 @@ class Reconciler:
     async def run(self, debounce: float = 0.01) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(debounce)  # coalesce a burst of requests into one round
+            # Coalesce a burst of requests into one round, unless someone is waiting for it.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(debounce):
+                    await self._urgent.wait()
+            await asyncio.sleep(0)  # requests made in the same turn of the loop join this round
             self._wake.clear()
+            self._urgent.clear()
             ticket = self._requested
             try:
                 self.before_round()
@@ -190,6 +210,10 @@ class Reconciler:
         tap = self.settled(dpid)
         result.tap_synced = tap
         want = self._desired(dpid, tap)
+        if mirror.synced is not None and mirror.synced == (tap, want.flows, want.groups):
+            return result  # nothing changed on either side since the last successful sync
+        synced = (tap, want.flows, want.groups)
+        mirror.synced = None
 
         def owned(cookie: int) -> bool:
             return is_reconciled(cookie) and (tap or not is_tap(cookie))
@@ -204,6 +228,7 @@ class Reconciler:
             owns_group=owns_group,
         )
         if changes.empty:
+            mirror.synced = synced
             return result
         try:
             await session.apply(codec.change_messages(changes))
@@ -216,6 +241,7 @@ class Reconciler:
             result.error = str(exc)
             return result
         _apply_to_mirror(mirror, changes)
+        mirror.synced = synced
         result.applied = len(changes)
         log.info("switch %016x: %d change(s) confirmed", dpid, len(changes))
         return result
@@ -225,6 +251,7 @@ class Reconciler:
             flows, groups = await self._read(session)
             mirror.flows = {r.key: r for r in flows if is_reconciled(r.cookie)}
             mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
+        mirror.synced = None
 
     @staticmethod
     async def _read(session: SwitchSession) -> tuple[list[FlowRule], list[GroupRule]]:
