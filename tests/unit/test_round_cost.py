@@ -208,3 +208,21 @@ async def test_urgent_requests_skip_the_debounce_and_a_burst_makes_one_round() -
         assert rounds == [1, 1]  # the five and the urgent one: one round
     finally:
         task.cancel()
+
+
+def test_guards_from_a_view_follow_their_tag_s_users() -> None:
+    lab = Lab()
+    one = lab.policy(src_ip=ip(1), monitor_ip=ip(9))
+    two = lab.policy(src_ip=ip(3), monitor_ip=ip(9))
+    tags = {"monitor:00:00:00:00:00:09": 3900}
+    view = TopologyView(lab.topo)
+    guard_cookies = set()
+    for policies, owner in (([one], cookie(Owner.POLICY, one.id)), ([one, two], None)):
+        plan = compile_tap(policies, view, lab.hosts, tags, lab.config)
+        assert plan.flows == compile_tap(policies, lab.topo, lab.hosts, tags, lab.config).flows
+        cookies = {
+            r.cookie for rules in plan.flows.values() for r in rules if r.priority == PRIO_GUARD
+        }
+        assert cookies == {owner or cookie(Owner.TAP_SHARED)}
+        guard_cookies |= cookies
+    assert len(guard_cookies) == 2

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -471,6 +471,7 @@ class _Builder:
         self.flows: dict[int, dict[FlowId, tuple[FlowRule, set[int]]]] = defaultdict(dict)
         self.group_keys: dict[int, set[_GroupKey]] = defaultdict(set)
         self.group_refs: list[tuple[int, int, Match, _GroupKey]] = []
+        self.guards: dict[int, list[tuple[FlowRule, frozenset[int]]]] = defaultdict(list)
         self.bucket_lists: list[tuple[Bucket, ...]] = []
         self._bucket_ids: dict[tuple[Bucket, ...], int] = {}
 
@@ -487,6 +488,16 @@ class _Builder:
             raise AssertionError(f"conflicting TAP rules on {dpid:#x}: {have} / {rule}")
         users.update(owners)
 
+    def guard_rules(
+        self, rules: Mapping[int, tuple[FlowRule, ...]], owners: frozenset[int]
+    ) -> None:
+        """Final rules (cookie set) of one copy tag's guards, per switch. Their keys are unique
+        (one priority of their own, one rule per port and tag): they need no merging, and they
+        come after the rules added so far and before the grouped ones, as `flow` would put them.
+        """
+        for dpid, final in rules.items():
+            self.guards[dpid] += [(rule, owners) for rule in final]
+
     def grouped_flow(
         self, dpid: int, priority: int, match: Match, owners: tuple[int, ...], bucket_id: int
     ) -> None:
@@ -496,6 +507,9 @@ class _Builder:
         self.group_refs.append((dpid, priority, match, key))
 
     def finish(self) -> tuple[dict, dict, dict, dict]:
+        before_guards = {dpid: len(rules) for dpid, rules in self.flows.items()}
+        for dpid in self.guards:
+            self.flows.setdefault(dpid, {})  # a switch may have guards only
         texts = [repr(b) for b in self.bucket_lists]
         group_ids = {
             dpid: _assign_group_ids({k: f"{k[0]}|{texts[k[1]]}" for k in keys})
@@ -509,7 +523,15 @@ class _Builder:
         for dpid, rules in sorted(self.flows.items()):
             owners = flow_owners[dpid] = {}
             out = flows[dpid] = []
-            for k, (rule, users) in rules.items():
+            items = list(rules.items())
+            split = before_guards.get(dpid, 0)
+            for k, (rule, users) in items[:split]:
+                owners[k] = frozen = frozenset(users)
+                out.append(_with_cookie(rule, frozen))
+            for rule, frozen in self.guards.get(dpid, ()):
+                owners[rule.key] = frozen
+                out.append(rule)
+            for k, (rule, users) in items[split:]:
                 owners[k] = frozen = frozenset(users)
                 out.append(_with_cookie(rule, frozen))
         groups: dict[int, list[GroupRule]] = {}
@@ -524,11 +546,36 @@ class _Builder:
         return flows, groups, flow_owners, group_owners
 
 
+def _cookie_of(owners: Iterable[int]) -> int:
+    owners = tuple(owners)
+    return cookie(Owner.POLICY, owners[0]) if len(owners) == 1 else cookie(Owner.TAP_SHARED)
+
+
 def _with_cookie(rule: FlowRule, owners: frozenset[int]) -> FlowRule:
-    value = (
-        cookie(Owner.POLICY, next(iter(owners))) if len(owners) == 1 else cookie(Owner.TAP_SHARED)
-    )
+    value = _cookie_of(owners)
     return FlowRule(rule.table_id, rule.priority, rule.match, rule.actions, rule.goto_table, value)
+
+
+def _guards(tag: int, value: int) -> Callable[[TopologyView], dict[int, tuple[FlowRule, ...]]]:
+    """A copy tag's guard rules with this cookie, per connected switch with edge ports."""
+
+    def build(view: TopologyView) -> dict[int, tuple[FlowRule, ...]]:
+        out: dict[int, tuple[FlowRule, ...]] = {}
+        for dpid in view.connected():
+            rules = tuple(
+                FlowRule(
+                    TABLE_TAP,
+                    PRIO_GUARD,
+                    Match(in_port=port, vlan_vid=OFPVID_PRESENT | tag),
+                    cookie=value,
+                )
+                for port in view.edge_ports(dpid)
+            )
+            if rules:
+                out[dpid] = rules
+        return out
+
+    return build
 
 
 def _assign_group_ids(keys: Mapping[_GroupKey, str]) -> dict[_GroupKey, int]:
@@ -601,10 +648,8 @@ def compile_tap(
             tag_users[r.tag].add(r.pid)
             _transit_and_delivery(c, b, r)
     for tag, users in sorted(tag_users.items()):
-        for dpid in view.connected():
-            for port in view.edge_ports(dpid):
-                match = Match(in_port=port, vlan_vid=OFPVID_PRESENT | tag)
-                b.flow(dpid, FlowRule(TABLE_TAP, PRIO_GUARD, match), users)
+        value = _cookie_of(users)
+        b.guard_rules(view.memo(("guards", tag, value), _guards(tag, value)), frozenset(users))
 
     flows, groups, flow_owners, group_owners = b.finish()
     touched: dict[int, set[int]] = defaultdict(set)

@@ -14,6 +14,9 @@ describes a given topology. No module-level state: a view's memos live and die w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import networkx as nx
 
 from vtap.compiler.copytree import CopyTree
@@ -21,6 +24,7 @@ from vtap.domain.network import PortRef, Switch, dpid_str
 from vtap.topology.graph import Topology
 
 _MAX_PHYSICAL_PORT = 0xFFFFFF00
+_T = TypeVar("_T")
 
 
 class TopologyView:
@@ -44,6 +48,7 @@ class TopologyView:
         self._physical_ports: dict[int, tuple[int, ...]] = {}
         self._link_ports: dict[tuple[int, int], list[tuple[PortRef, PortRef]]] = {}
         self._trees: dict[tuple[int, str], CopyTree] = {}
+        self._memo: dict[Any, Any] = {}
 
     def matches(self, topology: Topology) -> bool:
         """True while this view still describes `topology` (same object, same generation)."""
@@ -111,3 +116,12 @@ class TopologyView:
         if tree is None:
             tree = self._trees[key] = CopyTree(self, root, monitor_mac)
         return tree
+
+    def memo(self, key: object, build: Callable[[TopologyView], _T]) -> _T:
+        """`build(self)`, computed once per view and key: for values that depend only on this
+        topology state and `key` (e.g. one copy tag's guard rules). `key` must name everything
+        `build` depends on besides the view."""
+        if key in self._memo:
+            return self._memo[key]  # type: ignore[no-any-return]
+        value = self._memo[key] = build(self)
+        return value
