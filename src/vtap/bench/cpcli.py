@@ -76,7 +76,8 @@ def run(
                 for n in counts:
                     say(f"throughput: {n:,} policies")
                     restart = restart_n == n and target.state_dir is not None
-                    t = labrun.throughput(target, n, concurrency, bar, restart=restart)
+                    in_flight = concurrency if n <= 1_000 else max(concurrency, n // 40)
+                    t = labrun.throughput(target, n, in_flight, bar, restart=restart)
                     if "restart" in t:
                         section["restart"] = t.pop("restart")
                     section["throughput"].append(t)
@@ -173,7 +174,7 @@ def controlplane(
             compile_cases=tuple(cases),
             lab_plan=(4, 8, 2),
             latency_n=300 if full else 100,
-            first_copy_n=20 if full else 5,
+            first_copy_n=100 if full else 5,
             restart_n=1_000,
             concurrency=concurrency,
             command=command,
