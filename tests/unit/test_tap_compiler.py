@@ -263,3 +263,53 @@ def test_ofctl_group() -> None:
         "group_id=0x56000001,type=all,bucket=resubmit(,1),"
         "bucket=push_vlan:0x88a8,set_field:4196->vlan_vid,output:2"
     )
+
+
+def _reference_group_ids(texts: dict[tuple[tuple[int, ...], int], str]) -> dict:
+    """The rule group ids follow, stated plainly: keys in text order, own id if free, else a
+    hashed slot probed in that order."""
+    import hashlib
+
+    from vtap.compiler.tap import _HASHED_GROUPS
+
+    ids, used, hashed = {}, set(), []
+    for key, text in sorted(texts.items(), key=lambda kt: kt[1]):
+        owners = key[0]
+        own = 0x56000000 + owners[0]
+        if len(owners) == 1 and owners[0] < _HASHED_GROUPS and own not in used:
+            ids[key] = own
+            used.add(own)
+        else:
+            hashed.append((key, text))
+    for key, text in hashed:
+        slot = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+        slot %= _HASHED_GROUPS
+        while 0x56000000 + _HASHED_GROUPS + slot in used:
+            slot = (slot + 1) % _HASHED_GROUPS
+        ids[key] = 0x56000000 + _HASHED_GROUPS + slot
+        used.add(ids[key])
+    return ids
+
+
+def test_group_ids_follow_the_text_order_though_texts_are_made_lazily() -> None:
+    import random
+
+    from vtap.compiler.tap import _HASHED_GROUPS, _assign_group_ids
+
+    rng = random.Random(7)
+    for _ in range(50):
+        keys = {
+            (tuple(sorted(rng.sample([1, 2, 3, 4, _HASHED_GROUPS + 1], rng.randint(1, 2)))), b)
+            for b in range(rng.randint(1, 12))
+        }
+        texts = {k: f"{k[0]}|bucket-{rng.randint(0, 5)}-{k[1]}" for k in keys}
+        made: list = []
+
+        def text(key: tuple[tuple[int, ...], int], texts: dict = texts, made: list = made) -> str:
+            made.append(key)
+            return texts[key]
+
+        assert _assign_group_ids(keys, text) == _reference_group_ids(texts)
+        # a policy's only group needs no text
+        alone = [k for k in keys if len(k[0]) == 1 and sum(j[0] == k[0] for j in keys) == 1]
+        assert not {k for k in alone if k[0][0] < _HASHED_GROUPS} & set(made)

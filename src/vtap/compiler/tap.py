@@ -407,6 +407,11 @@ class _Compiler:
         memo = self._combo_plans.get(id(combo))
         if memo is not None:
             return memo[1]
+        if len(combo.members) == 1 and not combo.members[0].suppress:  # most combinations
+            pid = combo.members[0].policy_id
+            plan: tuple[tuple[int, ...], tuple[int, ...]] = ((pid,), (pid,))
+            self._combo_plans[id(combo)] = (combo, plan)
+            return plan
         suppressed = {ready[abs(m.policy_id)].monitor.mac for m in combo.members if m.suppress}
         owners = tuple(pid for pid in combo.policy_ids if pid > 0)
         by_monitor: dict[str, list[_Ready]] = defaultdict(list)
@@ -427,60 +432,83 @@ class _Compiler:
     def bucket_id(
         self, b: _Builder, ready: dict[int, _Ready], chosen: tuple[int, ...], in_port: int
     ) -> int:
-        """The builder's id of the group buckets: production, then one copy per chosen policy."""
+        """The builder's id of the group buckets: production, then one copy per chosen policy.
+
+        Interned by the copies' keys (tuples of ints and strings, cheap to hash), so that the
+        buckets themselves are built once per distinct list, not once per rule."""
         key = (chosen, in_port)
         bid = self._bucket_ids.get(key)
         if bid is None:
-            buckets = (
-                Bucket((Resubmit(TABLE_FORWARD),)),
-                *(Bucket(self.copy_actions(ready[pid], in_port)) for pid in chosen),
-            )
-            bid = self._bucket_ids[key] = b.bucket_id(buckets)
+            copies = tuple(_copy_key(ready[pid], in_port) for pid in chosen)
+            bid = self._bucket_ids[key] = b.bucket_id(copies, self.config.outer_tpid)
         return bid
 
-    def copy_actions(self, r: _Ready, in_port: int) -> tuple[Action, ...]:
-        """The copy bucket of policy r at its classifying switch, for packets from in_port."""
 
-        def out(port: int) -> Output:
-            return Output(int(ReservedPort.IN_PORT) if port == in_port else port)
+_CopyKey = tuple[int, int | None, str | None, str | None]  # port, tag, rewritten mac and ip
 
-        mon = r.monitor.location
-        if r.tag is None:
-            return (out(mon.port_no),)
-        first = r.steps[0].out_port
-        actions: list[Action] = []
-        if r.policy.delivery == "rewrite":
-            assert r.monitor.ip is not None
-            actions += [SetField("eth_dst", r.monitor.mac), SetField("ipv4_dst", r.monitor.ip)]
-        actions += [
-            PushVlan(self.config.outer_tpid),
-            SetField("vlan_vid", OFPVID_PRESENT | r.tag),
-            out(first),
-        ]
-        return tuple(actions)
+
+def _copy_key(r: _Ready, in_port: int) -> _CopyKey:
+    """Everything policy r's copy bucket depends on, for packets from in_port (_copy_bucket):
+    the output port (IN_PORT when it is in_port), the tag and the addresses to rewrite."""
+    port = r.monitor.location.port_no if r.tag is None else r.steps[0].out_port
+    if port == in_port:
+        port = int(ReservedPort.IN_PORT)
+    if r.tag is not None and r.policy.delivery == "rewrite":
+        assert r.monitor.ip is not None
+        return (port, r.tag, r.monitor.mac, r.monitor.ip)
+    return (port, r.tag, None, None)
+
+
+def _copy_bucket(key: _CopyKey, outer_tpid: int) -> Bucket:
+    """The copy bucket a _copy_key describes: rewrite the destination (rewrite delivery), push
+    the copy tag (unless the monitor hangs off this switch), output."""
+    port, tag, mac, ip = key
+    if tag is None:
+        return Bucket((Output(port),))
+    actions: list[Action] = []
+    if mac is not None and ip is not None:
+        actions += [SetField("eth_dst", mac), SetField("ipv4_dst", ip)]
+    actions += [PushVlan(outer_tpid), SetField("vlan_vid", OFPVID_PRESENT | tag), Output(port)]
+    return Bucket(tuple(actions))
 
 
 class _Builder:
     """Collects rules per switch with the policies each exists for; cookies and ids last.
 
-    Bucket lists are interned to small ids, so that group keys hash tuples of ints instead of
-    nested action dataclasses (tens of thousands of grouped rules share a few thousand).
+    On each switch, in this order: rules merged by key (several policies may need one: copy
+    transit and delivery, classification without copies), the guards, then the classification
+    rules that apply a group. Those have unique keys (one per combination and port) and are
+    created once, with their cookie, when group ids are known.
+
+    Bucket lists are interned to small ids by their copies' keys, so that group keys hash
+    tuples of ints instead of nested action dataclasses (tens of thousands of grouped rules
+    share a few thousand lists); a list's text (for group ids) is made only when needed.
     """
 
     def __init__(self) -> None:
         self.flows: dict[int, dict[FlowId, tuple[FlowRule, set[int]]]] = defaultdict(dict)
         self.group_keys: dict[int, set[_GroupKey]] = defaultdict(set)
-        self.group_refs: list[tuple[int, int, Match, _GroupKey]] = []
+        self.group_refs: dict[int, list[tuple[int, Match, _GroupKey]]] = defaultdict(list)
         self.guards: dict[int, list[tuple[FlowRule, frozenset[int]]]] = defaultdict(list)
         self.bucket_lists: list[tuple[Bucket, ...]] = []
-        self._bucket_ids: dict[tuple[Bucket, ...], int] = {}
+        self._bucket_ids: dict[tuple[_CopyKey, ...], int] = {}
+        self._texts: dict[int, str] = {}
 
-    def bucket_id(self, buckets: tuple[Bucket, ...]) -> int:
-        """The id of a bucket list (equal lists, equal ids)."""
-        bid = self._bucket_ids.setdefault(buckets, len(self.bucket_lists))
-        if bid == len(self.bucket_lists):
-            self.bucket_lists.append(buckets)
+    def bucket_id(self, copies: tuple[_CopyKey, ...], outer_tpid: int) -> int:
+        """The id of the bucket list production + these copies (equal lists, equal ids)."""
+        bid = self._bucket_ids.get(copies)
+        if bid is None:
+            bid = self._bucket_ids[copies] = len(self.bucket_lists)
+            production = Bucket((Resubmit(TABLE_FORWARD),))
+            self.bucket_lists.append((production, *(_copy_bucket(k, outer_tpid) for k in copies)))
         return bid
+
+    def group_text(self, key: _GroupKey) -> str:
+        """What orders and hashes a group for its id: `f"{owners}|{buckets!r}"`."""
+        text = self._texts.get(key[1])
+        if text is None:
+            text = self._texts[key[1]] = repr(self.bucket_lists[key[1]])
+        return f"{key[0]}|{text}"
 
     def flow(self, dpid: int, rule: FlowRule, owners: Iterable[int]) -> None:
         have, users = self.flows[dpid].setdefault(rule.key, (rule, set()))
@@ -492,57 +520,54 @@ class _Builder:
         self, rules: Mapping[int, tuple[FlowRule, ...]], owners: frozenset[int]
     ) -> None:
         """Final rules (cookie set) of one copy tag's guards, per switch. Their keys are unique
-        (one priority of their own, one rule per port and tag): they need no merging, and they
-        come after the rules added so far and before the grouped ones, as `flow` would put them.
-        """
+        (one priority of their own, one rule per port and tag): they need no merging."""
         for dpid, final in rules.items():
             self.guards[dpid] += [(rule, owners) for rule in final]
 
     def grouped_flow(
         self, dpid: int, priority: int, match: Match, owners: tuple[int, ...], bucket_id: int
     ) -> None:
-        """A table-0 rule that applies the group (owners, bucket list), once ids are known."""
+        """A table-0 rule that applies the group (owners, bucket list), once ids are known.
+        Its key must be unique (see the class docstring)."""
         key = (owners, bucket_id)
         self.group_keys[dpid].add(key)
-        self.group_refs.append((dpid, priority, match, key))
+        self.group_refs[dpid].append((priority, match, key))
 
     def finish(self) -> tuple[dict, dict, dict, dict]:
-        before_guards = {dpid: len(rules) for dpid, rules in self.flows.items()}
-        for dpid in self.guards:
-            self.flows.setdefault(dpid, {})  # a switch may have guards only
-        texts = [repr(b) for b in self.bucket_lists]
-        group_ids = {
-            dpid: _assign_group_ids({k: f"{k[0]}|{texts[k[1]]}" for k in keys})
-            for dpid, keys in self.group_keys.items()
-        }
-        for dpid, priority, match, key in self.group_refs:
-            rule = FlowRule(TABLE_TAP, priority, match, (ToGroup(group_ids[dpid][key]),))
-            self.flow(dpid, rule, key[0])
         flows: dict[int, list[FlowRule]] = {}
         flow_owners: dict[int, dict[FlowId, frozenset[int]]] = {}
-        for dpid, rules in sorted(self.flows.items()):
-            owners = flow_owners[dpid] = {}
-            out = flows[dpid] = []
-            items = list(rules.items())
-            split = before_guards.get(dpid, 0)
-            for k, (rule, users) in items[:split]:
-                owners[k] = frozen = frozenset(users)
-                out.append(_with_cookie(rule, frozen))
-            for rule, frozen in self.guards.get(dpid, ()):
-                owners[rule.key] = frozen
-                out.append(rule)
-            for k, (rule, users) in items[split:]:
-                owners[k] = frozen = frozenset(users)
-                out.append(_with_cookie(rule, frozen))
         groups: dict[int, list[GroupRule]] = {}
         group_owners: dict[int, dict[int, frozenset[int]]] = {}
-        for dpid, keys in sorted(self.group_keys.items()):
-            ids = group_ids[dpid]
-            groups[dpid] = sorted(
-                (GroupRule(ids[k], GroupType.ALL, self.bucket_lists[k[1]]) for k in keys),
-                key=lambda g: g.group_id,
-            )
-            group_owners[dpid] = {ids[k]: frozenset(k[0]) for k in keys}
+        frozen: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}  # owners → set, cookie
+        dpids = sorted(self.flows.keys() | self.guards.keys() | self.group_refs.keys())
+        for dpid in dpids:
+            ids = _assign_group_ids(self.group_keys.get(dpid, ()), self.group_text)
+            owners = flow_owners[dpid] = {}
+            out = flows[dpid] = []
+            for k, (rule, users) in self.flows.get(dpid, {}).items():
+                owners[k] = users_set = frozenset(users)
+                out.append(_with_cookie(rule, users_set))
+            for rule, users_set in self.guards.get(dpid, ()):
+                owners[rule.key] = users_set
+                out.append(rule)
+            actions: dict[int, tuple[Action, ...]] = {}
+            for priority, match, key in self.group_refs.get(dpid, ()):
+                users = frozen.get(key[0])
+                if users is None:
+                    users_set = frozenset(key[0])
+                    users = frozen[key[0]] = (users_set, _cookie_of(users_set))
+                gid = ids[key]
+                act = actions.get(gid)
+                if act is None:
+                    act = actions[gid] = (ToGroup(gid),)
+                owners[(TABLE_TAP, priority, match)] = users[0]
+                out.append(FlowRule(TABLE_TAP, priority, match, act, None, users[1]))
+            if ids:
+                groups[dpid] = sorted(
+                    (GroupRule(i, GroupType.ALL, self.bucket_lists[k[1]]) for k, i in ids.items()),
+                    key=lambda g: g.group_id,
+                )
+                group_owners[dpid] = {i: frozenset(k[0]) for k, i in ids.items()}
         return flows, groups, flow_owners, group_owners
 
 
@@ -578,32 +603,40 @@ def _guards(tag: int, value: int) -> Callable[[TopologyView], dict[int, tuple[Fl
     return build
 
 
-def _assign_group_ids(keys: Mapping[_GroupKey, str]) -> dict[_GroupKey, int]:
+def _assign_group_ids(
+    keys: Iterable[_GroupKey], text: Callable[[_GroupKey], str]
+) -> dict[_GroupKey, int]:
     """Stable group ids for one switch: a policy's own id where possible, else a hash.
 
     A group is identified by the policies it serves and its buckets (one policy can need two
-    groups on a switch, e.g. with and without an IN_PORT bucket). `keys` maps each (owners,
-    bucket list id) to its text, `f"{owners}|{buckets!r}"`: keys are visited in the order of
-    their text, so the same groups always get the same ids.
+    groups on a switch, e.g. with and without an IN_PORT bucket). Groups are ranked by their
+    `text(key)`, `f"{owners}|{buckets!r}"`, so the same groups always get the same ids: of one
+    policy's groups the first gets its own id; the rest and the combinations probe for a slot
+    from the hash of their text, in text order. Texts are made only for those groups (most
+    groups are a policy's only one).
     """
     ids: dict[_GroupKey, int] = {}
-    used: set[int] = set()
-    hashed: list[tuple[_GroupKey, str]] = []
-    for key, text in sorted(keys.items(), key=lambda kt: kt[1]):
+    own: dict[int, list[_GroupKey]] = defaultdict(list)
+    hashed: list[_GroupKey] = []
+    for key in keys:
         owners = key[0]
-        own = GROUP_ID_FIRST + owners[0] if len(owners) == 1 else None
-        if own is not None and owners[0] < _HASHED_GROUPS and own not in used:
-            ids[key] = own
-            used.add(own)
+        if len(owners) == 1 and owners[0] < _HASHED_GROUPS:
+            own[owners[0]].append(key)
         else:
-            hashed.append((key, text))
-    for key, text in hashed:
-        slot = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
+            hashed.append(key)
+    for pid, candidates in own.items():
+        if len(candidates) > 1:
+            candidates.sort(key=text)
+            hashed += candidates[1:]
+        ids[candidates[0]] = GROUP_ID_FIRST + pid
+    used: set[int] = set()
+    for key, key_text in sorted(((k, text(k)) for k in hashed), key=lambda kt: kt[1]):
+        slot = int.from_bytes(hashlib.blake2b(key_text.encode(), digest_size=4).digest(), "big")
         slot %= _HASHED_GROUPS
-        while GROUP_ID_FIRST + _HASHED_GROUPS + slot in used:
+        while slot in used:
             slot = (slot + 1) % _HASHED_GROUPS
+        used.add(slot)
         ids[key] = GROUP_ID_FIRST + _HASHED_GROUPS + slot
-        used.add(ids[key])
     return ids
 
 
@@ -643,10 +676,13 @@ def compile_tap(
         for combo in combinations:
             _classification(c, b, ready, dpid, in_port, combo)
     tag_users: dict[int, set[int]] = defaultdict(set)
+    copies: dict[tuple[int, int], list[int]] = defaultdict(list)  # (tag, origin) → policies
     for r in ready.values():
         if r.tag is not None:
             tag_users[r.tag].add(r.pid)
-            _transit_and_delivery(c, b, r)
+            copies[(r.tag, r.origin)].append(r.pid)
+    for pids in copies.values():
+        _transit_and_delivery(b, ready[pids[0]], pids)
     for tag, users in sorted(tag_users.items()):
         value = _cookie_of(users)
         b.guard_rules(view.memo(("guards", tag, value), _guards(tag, value)), frozenset(users))
@@ -683,13 +719,17 @@ def _classification(
     b.grouped_flow(dpid, priority, match, owners, c.bucket_id(b, ready, chosen, in_port))
 
 
-def _transit_and_delivery(c: _Compiler, b: _Builder, r: _Ready) -> None:
+def _transit_and_delivery(b: _Builder, r: _Ready, owners: list[int]) -> None:
+    """The rules that carry r's copies to its monitor, for `owners`: the policies with r's tag
+    and classifying switch. A tag names one monitor (and, for rewrite delivery, one policy), so
+    they all share r's path and delivery; the rules are made once for them all, in the order
+    (and with the owners) one pass per policy would give."""
     assert r.tag is not None
     vid = OFPVID_PRESENT | r.tag
     for before, step in zip(r.steps, r.steps[1:], strict=False):
         match = Match(in_port=before.next_in_port, vlan_vid=vid)
         rule = FlowRule(TABLE_TAP, PRIO_COPY_TRANSIT, match, (Output(step.out_port),))
-        b.flow(step.dpid, rule, (r.pid,))
+        b.flow(step.dpid, rule, owners)
     mon = r.monitor.location
     actions: list[Action] = [PopVlan()]
     if r.policy.delivery == "rewrite":
@@ -699,4 +739,4 @@ def _transit_and_delivery(c: _Compiler, b: _Builder, r: _Ready) -> None:
     else:
         match = Match(vlan_vid=vid)
     actions.append(Output(mon.port_no))
-    b.flow(mon.dpid, FlowRule(TABLE_TAP, PRIO_COPY_TRANSIT, match, tuple(actions)), (r.pid,))
+    b.flow(mon.dpid, FlowRule(TABLE_TAP, PRIO_COPY_TRANSIT, match, tuple(actions)), owners)
