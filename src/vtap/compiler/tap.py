@@ -493,6 +493,7 @@ class _Builder:
         self.bucket_lists: list[tuple[Bucket, ...]] = []
         self._bucket_ids: dict[tuple[_CopyKey, ...], int] = {}
         self._texts: dict[int, str] = {}
+        self._owned: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}
 
     def bucket_id(self, copies: tuple[_CopyKey, ...], outer_tpid: int) -> int:
         """The id of the bucket list production + these copies (equal lists, equal ids)."""
@@ -533,12 +534,19 @@ class _Builder:
         self.group_keys[dpid].add(key)
         self.group_refs[dpid].append((priority, match, key))
 
+    def owned(self, owners: tuple[int, ...]) -> tuple[frozenset[int], int]:
+        """A group key's owners as a set, and their cookie: one shared set per owner tuple."""
+        have = self._owned.get(owners)
+        if have is None:
+            users = frozenset(owners)
+            have = self._owned[owners] = (users, _cookie_of(users))
+        return have
+
     def finish(self) -> tuple[dict, dict, dict, dict]:
         flows: dict[int, list[FlowRule]] = {}
         flow_owners: dict[int, dict[FlowId, frozenset[int]]] = {}
         groups: dict[int, list[GroupRule]] = {}
         group_owners: dict[int, dict[int, frozenset[int]]] = {}
-        frozen: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}  # owners → set, cookie
         dpids = sorted(self.flows.keys() | self.guards.keys() | self.group_refs.keys())
         for dpid in dpids:
             ids = _assign_group_ids(self.group_keys.get(dpid, ()), self.group_text)
@@ -552,22 +560,19 @@ class _Builder:
                 out.append(rule)
             actions: dict[int, tuple[Action, ...]] = {}
             for priority, match, key in self.group_refs.get(dpid, ()):
-                users = frozen.get(key[0])
-                if users is None:
-                    users_set = frozenset(key[0])
-                    users = frozen[key[0]] = (users_set, _cookie_of(users_set))
+                users, value = self.owned(key[0])
                 gid = ids[key]
                 act = actions.get(gid)
                 if act is None:
                     act = actions[gid] = (ToGroup(gid),)
-                owners[(TABLE_TAP, priority, match)] = users[0]
-                out.append(FlowRule(TABLE_TAP, priority, match, act, None, users[1]))
+                owners[(TABLE_TAP, priority, match)] = users
+                out.append(FlowRule(TABLE_TAP, priority, match, act, None, value))
             if ids:
                 groups[dpid] = sorted(
                     (GroupRule(i, GroupType.ALL, self.bucket_lists[k[1]]) for k, i in ids.items()),
                     key=lambda g: g.group_id,
                 )
-                group_owners[dpid] = {i: frozenset(k[0]) for k, i in ids.items()}
+                group_owners[dpid] = {i: self.owned(k[0])[0] for k, i in ids.items()}
         return flows, groups, flow_owners, group_owners
 
 
@@ -691,9 +696,10 @@ def compile_tap(
     touched: dict[int, set[int]] = defaultdict(set)
     for owners_by_switch in (flow_owners, group_owners):
         for dpid, owners in owners_by_switch.items():
-            for pids in owners.values():
-                for pid in pids:
-                    touched[pid].add(dpid)
+            # Many rules share one owner set (a tag's guards, a combination's rules): once each.
+            distinct = {id(pids): pids for pids in owners.values()}
+            for pid in frozenset().union(*distinct.values()):
+                touched[pid].add(dpid)
     for pid in ready:
         plans[pid] = PolicyPlan(pid, PlanState.READY, "", frozenset(touched[pid]))
     return TapPlan(
