@@ -33,14 +33,17 @@ suppressor that would exceed it is skipped, which can cost its monitor a duplica
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
+from operator import itemgetter
 
 Value = int | str
 Cube = Mapping[str, Value]
 CubeKey = tuple[tuple[str, Value], ...]
+_Key = Callable[[Cube], Hashable]  # a cube's values of some fields (see _key_of)
+_Table = dict[Hashable, list[int]]
 
 
 def cube_key(cube: Cube) -> CubeKey:
@@ -98,37 +101,59 @@ class CubeIndex:
     set of fields they pin; real workloads have a handful), and per shape and query shape the
     cubes are hashed on the fields the two shapes share: one dict lookup per shape finds every
     overlapping cube, and nothing else. (Indexing one field at a time cannot do that: a UDP
-    query on `udp_dst` would get every TCP cube, which leaves `udp_dst` open.)
+    query on `udp_dst` would get every TCP cube, which leaves `udp_dst` open.) Per query shape
+    the (key function, table) of every shape is kept as a plan, rebuilt when a shape is added:
+    a query is then a few C-level lookups (most cubes overlap nothing).
     """
 
     def __init__(self) -> None:
         self._shapes: dict[frozenset[str], list[tuple[int, Cube]]] = {}
-        # shape → fields shared with a query shape → their values → ids; built on first use
-        self._tables: dict[frozenset[str], dict[tuple[str, ...], dict[tuple, list[int]]]] = {}
-        self._shared: dict[tuple[frozenset[str], frozenset[str]], tuple[str, ...]] = {}
+        # shape → fields shared with a query shape → (their values' key function, values → ids)
+        self._tables: dict[frozenset[str], dict[tuple[str, ...], tuple[_Key, _Table]]] = {}
+        self._plans: dict[frozenset[str], list[tuple[_Key, _Table]]] = {}
 
     def add(self, i: int, cube: Cube) -> None:
         shape = frozenset(cube)
-        self._shapes.setdefault(shape, []).append((i, cube))
-        for fields, table in self._tables.get(shape, {}).items():
-            table.setdefault(tuple(cube[f] for f in fields), []).append(i)
+        entries = self._shapes.get(shape)
+        if entries is None:
+            entries = self._shapes[shape] = []
+            self._plans.clear()  # every plan must look at the new shape too
+        entries.append((i, cube))
+        for key, table in self._tables.get(shape, {}).values():
+            table.setdefault(key(cube), []).append(i)
 
     def overlapping(self, cube: Cube) -> list[int]:
         """Ids of the added cubes that overlap `cube`, by shape, each shape in order added."""
         query = frozenset(cube)
+        plan = self._plans.get(query)
+        if plan is None:
+            plan = self._plans[query] = [self._table(shape, query) for shape in self._shapes]
         out: list[int] = []
-        for shape, entries in self._shapes.items():
-            fields = self._shared.get((shape, query))
-            if fields is None:
-                fields = self._shared[(shape, query)] = tuple(sorted(shape & query))
-            tables = self._tables.setdefault(shape, {})
-            table = tables.get(fields)
-            if table is None:
-                table = tables[fields] = {}
-                for i, c in entries:
-                    table.setdefault(tuple(c[f] for f in fields), []).append(i)
-            out += table.get(tuple(cube[f] for f in fields), ())
+        for key, table in plan:
+            hits = table.get(key(cube))
+            if hits:
+                out += hits
         return out
+
+    def _table(self, shape: frozenset[str], query: frozenset[str]) -> tuple[_Key, _Table]:
+        """The cubes of `shape` hashed on the fields it shares with `query`."""
+        fields = tuple(sorted(shape & query))
+        tables = self._tables.setdefault(shape, {})
+        have = tables.get(fields)
+        if have is None:
+            key = _key_of(fields)
+            table: _Table = {}
+            for i, c in self._shapes[shape]:
+                table.setdefault(key(c), []).append(i)
+            have = tables[fields] = (key, table)
+        return have
+
+
+def _key_of(fields: tuple[str, ...]) -> _Key:
+    """A cube's values of `fields` as one hashable (a bare value for one field: itemgetter)."""
+    if not fields:
+        return lambda cube: ()
+    return itemgetter(*fields)
 
 
 def _components(members: Sequence[Member]) -> list[list[int]]:
