@@ -268,6 +268,7 @@ class _Compiler:
         # Memos for building the rules (per compile_tap call, like the compiler itself).
         self._combo_plans: dict[int, tuple[Combination, tuple[tuple[int, ...], ...]]] = {}
         self._bucket_ids: dict[tuple[tuple[int, ...], int], int] = {}
+        self._monitor_macs: dict[int, str] = {}  # policy id → its monitor's MAC, by prepare
 
     # --- per policy ------------------------------------------------------------------------
 
@@ -323,6 +324,7 @@ class _Compiler:
                 if self.exhausted:
                     raise _Pending(f"copy-tag range {cfg.describe_range()} exhausted")
                 raise _Pending("copy tag not allocated yet")
+        self._monitor_macs[policy.id] = monitor.mac
         return _Ready(
             policy, monitor, origin, in_ports, policy_cube(policy), tree.path(origin), tag
         )
@@ -412,19 +414,19 @@ class _Compiler:
             plan: tuple[tuple[int, ...], tuple[int, ...]] = ((pid,), (pid,))
             self._combo_plans[id(combo)] = (combo, plan)
             return plan
-        suppressed = {ready[abs(m.policy_id)].monitor.mac for m in combo.members if m.suppress}
-        owners = tuple(pid for pid in combo.policy_ids if pid > 0)
-        by_monitor: dict[str, list[_Ready]] = defaultdict(list)
-        for m in combo.members:
-            if m.suppress:
-                continue
-            r = ready[m.policy_id]
-            if r.monitor.mac not in suppressed:
-                by_monitor[r.monitor.mac].append(r)
+        monitor = self._monitor_macs
+        members = combo.members
+        suppressed = {monitor[abs(m.policy_id)] for m in members if m.suppress}
+        owners = tuple(sorted(m.policy_id for m in members if m.policy_id > 0))
+        by_monitor: dict[str, list[int]] = defaultdict(list)
+        for m in members:
+            if not m.suppress and monitor[m.policy_id] not in suppressed:
+                by_monitor[monitor[m.policy_id]].append(m.policy_id)
         chosen: list[int] = []
         for mac in sorted(by_monitor):
-            users = sorted(by_monitor[mac], key=lambda r: r.pid)
-            chosen.append(next((r for r in users if r.policy.delivery == "tagged"), users[0]).pid)
+            users = sorted(by_monitor[mac])
+            tagged = (pid for pid in users if ready[pid].policy.delivery == "tagged")
+            chosen.append(users[0] if len(users) == 1 else next(tagged, users[0]))
         plan = (owners, tuple(chosen))
         self._combo_plans[id(combo)] = (combo, plan)  # holding combo keeps its id unique
         return plan
@@ -678,8 +680,7 @@ def compile_tap(
 
     b = _Builder()
     for (dpid, in_port), combinations in combos.items():
-        for combo in combinations:
-            _classification(c, b, ready, dpid, in_port, combo)
+        _classification(c, b, ready, dpid, in_port, combinations)
     tag_users: dict[int, set[int]] = defaultdict(set)
     copies: dict[tuple[int, int], list[int]] = defaultdict(list)  # (tag, origin) → policies
     for r in ready.values():
@@ -713,16 +714,24 @@ def compile_tap(
 
 
 def _classification(
-    c: _Compiler, b: _Builder, ready: dict[int, _Ready], dpid: int, in_port: int, combo: Combination
+    c: _Compiler,
+    b: _Builder,
+    ready: dict[int, _Ready],
+    dpid: int,
+    in_port: int,
+    combinations: list[Combination],
 ) -> None:
-    owners, chosen = c.combo_plan(combo, ready)
-    match = Match(in_port=in_port, **combo.cube)  # type: ignore[arg-type]
-    priority = PRIO_TAP_BASE + len(combo.members)
-    if not chosen:  # every monitor was fed upstream: just forward
-        rule = FlowRule(TABLE_TAP, priority, match, goto_table=TABLE_FORWARD)
-        b.flow(dpid, rule, owners)
-        return
-    b.grouped_flow(dpid, priority, match, owners, c.bucket_id(b, ready, chosen, in_port))
+    """The classification rules of one switch port, one per combination."""
+    for combo in combinations:
+        owners, chosen = c.combo_plan(combo, ready)
+        match = Match(in_port=in_port, **combo.cube)  # type: ignore[arg-type]
+        priority = PRIO_TAP_BASE + len(combo.members)
+        if chosen:
+            bid = c.bucket_id(b, ready, chosen, in_port)
+            b.grouped_flow(dpid, priority, match, owners, bid)
+        else:  # every monitor was fed upstream: just forward
+            rule = FlowRule(TABLE_TAP, priority, match, goto_table=TABLE_FORWARD)
+            b.flow(dpid, rule, owners)
 
 
 def _transit_and_delivery(b: _Builder, r: _Ready, owners: list[int]) -> None:
