@@ -544,6 +544,20 @@ class _Builder:
             have = self._owned[owners] = (users, _cookie_of(users))
         return have
 
+    def _grouped_rules(
+        self,
+        dpid: int,
+        ids: Mapping[_GroupKey, int],
+        owners: dict[FlowId, frozenset[int]],
+        out: list[FlowRule],
+    ) -> None:
+        """The switch's rules that apply a group, final: owners, cookie and action per group."""
+        made = {k: (*self.owned(k[0]), (ToGroup(gid),)) for k, gid in ids.items()}
+        for priority, match, key in self.group_refs.get(dpid, ()):
+            users, value, actions = made[key]
+            owners[(TABLE_TAP, priority, match)] = users
+            out.append(FlowRule(TABLE_TAP, priority, match, actions, None, value))
+
     def finish(self) -> tuple[dict, dict, dict, dict]:
         flows: dict[int, list[FlowRule]] = {}
         flow_owners: dict[int, dict[FlowId, frozenset[int]]] = {}
@@ -560,15 +574,7 @@ class _Builder:
             for rule, users_set in self.guards.get(dpid, ()):
                 owners[rule.key] = users_set
                 out.append(rule)
-            actions: dict[int, tuple[Action, ...]] = {}
-            for priority, match, key in self.group_refs.get(dpid, ()):
-                users, value = self.owned(key[0])
-                gid = ids[key]
-                act = actions.get(gid)
-                if act is None:
-                    act = actions[gid] = (ToGroup(gid),)
-                owners[(TABLE_TAP, priority, match)] = users
-                out.append(FlowRule(TABLE_TAP, priority, match, act, None, value))
+            self._grouped_rules(dpid, ids, owners, out)
             if ids:
                 groups[dpid] = sorted(
                     (GroupRule(i, GroupType.ALL, self.bucket_lists[k[1]]) for k, i in ids.items()),
