@@ -135,7 +135,7 @@ def headline(
         return v[f][0] if v else 0.0
 
     lines = [
-        f"Data plane (`{command}`, {result.started[:16].replace('T', ' ')}, "
+        f"Data plane (`{command}`, {result.started[:16].replace('T', ' ')} UTC, "
         f"{result.seconds / 60:.1f} min; details in `{where}`). Two cores: absolute rates are "
         "contention-bound, compare the ratios. Normal OVS = the userspace datapath with veth "
         "ports (no kernel module here); OVS-DPDK = vhost-user ports, testpmd endpoints, 1 PMD.",
@@ -247,9 +247,11 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
             if "ovs-dpdk" in cfg.datapaths
             else []
         ),
-        f"Repeats: {cfg.repeats} consecutive windows of {cfg.window:g} s per (method, size) "
-        f"after {cfg.warmup:g} s warm-up, one sender process per (method, size)"
-        + (" — **quick mode** (the default 5 repeats are `--full`)." if cfg.quick else ".")
+        f"Repeats: {cfg.repeats} windows of {cfg.window:g} s per (method, size). One sender "
+        f"per size (after {cfg.warmup:g} s warm-up) whose windows go round the methods — no "
+        "TAP, mirror, vTAP, no TAP, … — so that every method is measured under the same "
+        "sender, alternately (a method is switched 0.5 s before its window)"
+        + (" — **quick mode** (`--full`: 5 windows of 5 s)." if cfg.quick else ".")
         + " Cells: median (min–max). Packet size = Ethernet frame length without FCS; "
         "Mbps = pps × size × 8.",
         "",
