@@ -268,6 +268,7 @@ class _Compiler:
         # Memos for building the rules (per compile_tap call, like the compiler itself).
         self._combo_plans: dict[int, tuple[Combination, tuple[tuple[int, ...], ...]]] = {}
         self._bucket_ids: dict[tuple[tuple[int, ...], int], int] = {}
+        self._plain_buckets: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}
         self._monitor_macs: dict[int, str] = {}  # policy id → its monitor's MAC, by prepare
 
     # --- per policy ------------------------------------------------------------------------
@@ -437,7 +438,17 @@ class _Compiler:
         """The builder's id of the group buckets: production, then one copy per chosen policy.
 
         Interned by the copies' keys (tuples of ints and strings, cheap to hash), so that the
-        buckets themselves are built once per distinct list, not once per rule."""
+        buckets themselves are built once per distinct list, not once per rule. The ports a
+        combination's copies leave by are the only ones where in_port matters (IN_PORT):
+        every other port shares one list."""
+        plain = self._plain_buckets.get(chosen)
+        if plain is None:
+            copies = tuple(_copy_key(ready[pid], None) for pid in chosen)
+            ports = frozenset(k[0] for k in copies)
+            bid = b.bucket_id(copies, self.config.outer_tpid)
+            plain = self._plain_buckets[chosen] = (ports, bid)
+        if in_port not in plain[0]:
+            return plain[1]
         key = (chosen, in_port)
         bid = self._bucket_ids.get(key)
         if bid is None:
@@ -449,7 +460,7 @@ class _Compiler:
 _CopyKey = tuple[int, int | None, str | None, str | None]  # port, tag, rewritten mac and ip
 
 
-def _copy_key(r: _Ready, in_port: int) -> _CopyKey:
+def _copy_key(r: _Ready, in_port: int | None) -> _CopyKey:
     """Everything policy r's copy bucket depends on, for packets from in_port (_copy_bucket):
     the output port (IN_PORT when it is in_port), the tag and the addresses to rewrite."""
     port = r.monitor.location.port_no if r.tag is None else r.steps[0].out_port
