@@ -500,7 +500,6 @@ class _Builder:
 
     def __init__(self) -> None:
         self.flows: dict[int, dict[FlowId, tuple[FlowRule, set[int]]]] = defaultdict(dict)
-        self.group_keys: dict[int, set[_GroupKey]] = defaultdict(set)
         self.group_refs: dict[int, list[tuple[int, Match, _GroupKey]]] = defaultdict(list)
         self.guards: dict[int, list[tuple[FlowRule, frozenset[int]]]] = defaultdict(list)
         self.bucket_lists: list[tuple[Bucket, ...]] = []
@@ -543,9 +542,7 @@ class _Builder:
     ) -> None:
         """A table-0 rule that applies the group (owners, bucket list), once ids are known.
         Its key must be unique (see the class docstring)."""
-        key = (owners, bucket_id)
-        self.group_keys[dpid].add(key)
-        self.group_refs[dpid].append((priority, match, key))
+        self.group_refs[dpid].append((priority, match, (owners, bucket_id)))
 
     def owned(self, owners: tuple[int, ...]) -> tuple[frozenset[int], int]:
         """A group key's owners as a set, and their cookie: one shared set per owner tuple."""
@@ -576,7 +573,8 @@ class _Builder:
         group_owners: dict[int, dict[int, frozenset[int]]] = {}
         dpids = sorted(self.flows.keys() | self.guards.keys() | self.group_refs.keys())
         for dpid in dpids:
-            ids = _assign_group_ids(self.group_keys.get(dpid, ()), self.group_text)
+            refs = self.group_refs.get(dpid, ())
+            ids = _assign_group_ids({ref[2] for ref in refs}, self.group_text)
             owners = flow_owners[dpid] = {}
             out = flows[dpid] = []
             for k, (rule, users) in self.flows.get(dpid, {}).items():
@@ -586,6 +584,8 @@ class _Builder:
                 owners[rule.key] = users_set
                 out.append(rule)
             self._grouped_rules(dpid, ids, owners, out)
+            if len(owners) != len(out):  # a key given twice (not merged): should never happen
+                raise AssertionError(f"TAP rules with one key twice on {dpid:#x}")
             if ids:
                 groups[dpid] = sorted(
                     (GroupRule(i, GroupType.ALL, self.bucket_lists[k[1]]) for k, i in ids.items()),
