@@ -313,3 +313,14 @@ def test_group_ids_follow_the_text_order_though_texts_are_made_lazily() -> None:
         # a policy's only group needs no text
         alone = [k for k in keys if len(k[0]) == 1 and sum(j[0] == k[0] for j in keys) == 1]
         assert not {k for k in alone if k[0][0] < _HASHED_GROUPS} & set(made)
+
+
+def test_builder_refuses_a_grouped_rule_that_repeats_a_merged_rules_key() -> None:
+    from vtap.compiler.tap import _Builder
+
+    b = _Builder()
+    match = Match(in_port=1, eth_src="00:00:00:00:00:01")
+    b.flow(1, FlowRule(0, PRIO_TAP_BASE + 1, match, goto_table=1), (7,))
+    b.grouped_flow(1, PRIO_TAP_BASE + 1, match, (7,), b.bucket_id((), 0x88A8))
+    with pytest.raises(AssertionError, match="one key twice"):
+        b.finish()
