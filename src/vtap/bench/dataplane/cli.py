@@ -35,7 +35,7 @@ def dataplane(
         bool, typer.Option(help="OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs.")
     ] = True,
     repeats: Annotated[int, typer.Option(help="Windows per size (0: 3 quick, 5 full).")] = 0,
-    window: Annotated[float, typer.Option(help="Seconds per window (0: 1.5 quick, 5 full).")] = 0,
+    window: Annotated[float, typer.Option(help="Seconds per window (0: 1 quick, 5 full).")] = 0,
     out: Annotated[Path, typer.Option(help="Directory for the results.")] = DEFAULT_OUT,
     no_lock: Annotated[
         bool, typer.Option("--no-lock", help="The caller holds the machine's lab lock.")
@@ -70,7 +70,7 @@ def dataplane(
         methods=method_list,
         datapaths=dp_list,
         repeats=repeats or (5 if full else 3),
-        window=window or (5.0 if full else 1.5),
+        window=window or (5.0 if full else 1.0),
         quick=not full,
         paced=paced,
         two_pairs=two_pairs,
