@@ -17,8 +17,9 @@ monitor keeps its tag across restarts and the rules read back from switches stil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,39 @@ def allocate(
             break
         result[key] = tag
     return result
+
+
+class _TagUser(Protocol):
+    id: int
+    enabled: bool
+    delivery: str
+    monitor_mac: str | None
+    monitor_ip: str | None
+
+
+def still_referenced(
+    existing: Mapping[str, int],
+    policies: Iterable[_TagUser],
+    mac_of_ip: Callable[[str], str | None],
+) -> set[str]:
+    """Keys of `existing` that an enabled policy still names, ready to compile or not.
+
+    A policy may be pending for a moment — its switch has not rejoined after a controller
+    restart, a link is down — and must not lose its tag meanwhile: the tag would be handed
+    out again in another order and every switch's transit, delivery and guard rules would
+    change (churn, and a window in which copies go to the wrong monitor)."""
+    keys: set[str] = set()
+    for policy in policies:
+        if not policy.enabled:
+            continue
+        if policy.delivery != "tagged":
+            keys.add(policy_tag_key(policy.id))
+            continue
+        mac = policy.monitor_mac or (mac_of_ip(policy.monitor_ip) if policy.monitor_ip else None)
+        if mac is None:
+            # A monitor known only by an IP nobody has answered for yet: any monitor tag may
+            # be its own, so none is released until it is found.
+            keys.update(k for k in existing if k.startswith("monitor:"))
+        else:
+            keys.add(monitor_tag_key(mac))
+    return keys & set(existing)

@@ -16,7 +16,7 @@ from vtap.compiler.forwarding import base_rules
 from vtap.compiler.ofctl import to_ofctl
 from vtap.compiler.pipeline import owner_of
 from vtap.compiler.rules import FlowRule, GroupRule
-from vtap.compiler.tags import TapConfig, allocate
+from vtap.compiler.tags import TapConfig, allocate, still_referenced
 from vtap.compiler.tap import PlanState, TapPlan, compile_tap
 from vtap.compiler.topoview import TopologyView
 from vtap.controller.reconciler import Desired, Reconciler, SyncResult
@@ -66,7 +66,8 @@ class PolicyService:
         tags = self._store.get_tags()
         view = self.topology_view()
         plan = compile_tap(policies, view, self._state.hosts, tags, self._config)
-        wanted = allocate(tags, plan.tags_needed, self._config)
+        kept = still_referenced(tags, policies, self._monitor_mac_of_ip)
+        wanted = allocate(tags, plan.tags_needed | kept, self._config)
         if wanted != tags:
             self._store.set_tags(wanted)
             if plan.missing_tags(tags):
@@ -75,6 +76,10 @@ class PolicyService:
         self._probing.clear()
         for policy in policies:
             self._probe_missing_hosts(policy)
+
+    def _monitor_mac_of_ip(self, ip: str) -> str | None:
+        host = self._state.hosts.by_ip(ip)
+        return None if host is None else host.mac
 
     def topology_view(self) -> TopologyView:
         """The view of the topology's current state: kept while its generation stays the same,
