@@ -3,54 +3,21 @@ the switch's own error text when one rejects a rule, active again once it accept
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import observe_fabric
+from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
 from vtap.controller.core import Controller
 from vtap.domain.policy import PolicyPatch, PolicySpec, PolicyStatus
-from vtap.ofchannel import messages as m
-from vtap.ofchannel.session import BatchError
-from vtap.settings import Settings
-from vtap.store.memory import MemoryPolicyRepository
-
-GROUP_EXISTS = m.Error(6, 0, "GROUP_MOD_FAILED", "GROUP_EXISTS")
-
-
-class FakeSwitch:
-    """Holds nothing, confirms every batch, or rejects the first message when told to."""
-
-    def __init__(self, dpid: int) -> None:
-        self.dpid = dpid
-        self.closed = asyncio.Event()
-        self.reject = False
-        self.batches: list[int] = []
-
-    async def multipart(self, _msg: object) -> list[object]:
-        return []
-
-    async def apply(self, msgs: list[object]) -> None:
-        if self.reject:
-            raise BatchError(self.dpid, {0: GROUP_EXISTS})
-        self.batches.append(len(msgs))
 
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, dict[int, FakeSwitch]]]:
-    ctl = Controller(Settings(state_dir=tmp_path, tap_settle=0.0), MemoryPolicyRepository())
-    fab = Fabric(spines=2, leaves=2, hosts_per_leaf=2)
-    observe_fabric(ctl, fab)
-    switches = {d: FakeSwitch(d) for d in fab.spine_ids() + fab.leaf_ids()}
-    for dpid, fake in switches.items():
-        ctl.state.sessions[dpid] = fake  # type: ignore[assignment]
-        await ctl.reconciler.join(fake)  # type: ignore[arg-type]
-    task = asyncio.create_task(ctl.reconciler.run())
-    yield ctl, switches
-    task.cancel()
+    async with controller_with_fakes(tmp_path, Fabric(spines=2, leaves=2, hosts_per_leaf=2)) as c:
+        yield c
 
 
 async def test_rejection_turns_the_policy_to_error_with_the_switch_text(

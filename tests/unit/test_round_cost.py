@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import observe_fabric
 from tests.sim.lab import Lab, ip, mac
+from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
-from tests.unit.test_policy_status import FakeSwitch
 from vtap.compiler.pipeline import PRIO_GUARD, Owner, cookie
 from vtap.compiler.rules import FlowRule, Match
 from vtap.compiler.tap import compile_tap
@@ -24,8 +23,6 @@ from vtap.controller.core import Controller
 from vtap.controller.reconciler import Desired, Reconciler
 from vtap.domain.network import Port, PortRef
 from vtap.domain.policy import PolicyPatch, PolicySpec, PolicyStatus
-from vtap.settings import Settings
-from vtap.store.memory import MemoryPolicyRepository
 
 # --- topology view ---------------------------------------------------------------------------
 
@@ -72,16 +69,8 @@ def test_a_view_is_memoised_per_state_and_stale_after_a_change() -> None:
 
 @pytest.fixture
 async def controller(tmp_path: Path) -> AsyncIterator[tuple[Controller, dict[int, FakeSwitch]]]:
-    ctl = Controller(Settings(state_dir=tmp_path, tap_settle=0.0), MemoryPolicyRepository())
-    fab = Fabric(spines=2, leaves=3, hosts_per_leaf=2)
-    observe_fabric(ctl, fab)
-    switches = {d: FakeSwitch(d) for d in fab.spine_ids() + fab.leaf_ids()}
-    for dpid, fake in switches.items():
-        ctl.state.sessions[dpid] = fake  # type: ignore[assignment]
-        await ctl.reconciler.join(fake)  # type: ignore[arg-type]
-    task = asyncio.create_task(ctl.reconciler.run())
-    yield ctl, switches
-    task.cancel()
+    async with controller_with_fakes(tmp_path, Fabric(spines=2, leaves=3, hosts_per_leaf=2)) as c:
+        yield c
 
 
 async def test_the_controller_keeps_its_view_until_the_topology_changes(

@@ -170,14 +170,7 @@ def headline(
     one = agg.get((TWO_PAIRS[1], "vtap", 64))
     two = agg.get((TWO_PAIRS[2], "vtap", 64))
     if one and two:
-        seed = _ratio(
-            seed_table("table5_6_ovsdpdk_group_two_pmd_two_pairs.csv")
-            .get(64, {})
-            .get("receiver1_pps", 0),
-            seed_table("table5_5_ovsdpdk_group_one_pmd_two_pairs.csv")
-            .get(64, {})
-            .get("receiver1_pps", 0),
-        )
+        seed = _seed_two_pmd_ratio()
         lines.append(
             f"- two pairs, one monitor, 64 B: 2 PMD ÷ 1 PMD receiver-1 pps "
             f"{_ratio(two['receiver_pps'][0], one['receiver_pps'][0])} (seed {seed}); the "
@@ -549,18 +542,18 @@ def _comparison(agg: dict, sizes: list[int]) -> list[str]:
             med(agg.get((TWO_PAIRS[1], "vtap", 64)), "receiver_pps"),
         )
         + " | "
-        + _ratio(
-            seed_table("table5_6_ovsdpdk_group_two_pmd_two_pairs.csv")
-            .get(64, {})
-            .get("receiver1_pps", 0),
-            seed_table("table5_5_ovsdpdk_group_one_pmd_two_pairs.csv")
-            .get(64, {})
-            .get("receiver1_pps", 0),
-        )
+        + _seed_two_pmd_ratio()
         + " |",
         "",
     ]
     return lines
+
+
+def _seed_two_pmd_ratio(size: int = 64) -> str:
+    """The seed's 2 PMD / 1 PMD ratio of receiver 1's pps (Tables 5.6 / 5.5)."""
+    two = seed_table("table5_6_ovsdpdk_group_two_pmd_two_pairs.csv").get(size, {})
+    one = seed_table("table5_5_ovsdpdk_group_one_pmd_two_pairs.csv").get(size, {})
+    return _ratio(two.get("receiver1_pps", 0), one.get("receiver1_pps", 0))
 
 
 def _plots(agg: dict, outdir: Path) -> list[Path]:
