@@ -13,7 +13,9 @@ from vtap.bench.dataplane import harness, report
 
 
 def test_dataplane_smoke(tmp_path: Path) -> None:
-    config = harness.RunConfig(sizes=(128,), repeats=1, window=0.5, warmup=0.5)
+    config = harness.RunConfig(
+        sizes=(128,), datapaths=("ovs-veth",), repeats=1, window=0.5, warmup=0.5
+    )
     work = tmp_path / "work"
     work.mkdir()
     result = harness.run(config, work)
