@@ -277,14 +277,15 @@ def headline(r: dict[str, Any], where: str = "docs/results/controlplane/") -> li
             f"default lab ({plan['spines']}×{plan['leaves']}, {plan['hosts_per_leaf']} hosts per "
             f"leaf): {t['flow_mods_per_s']:,.0f} flow-mods/s, "
             f"{t['ratio_vs_ofctl_bundle'] * 100:.1f} % of `ovs-ofctl bundle` of the same "
-            f"{t['flows'] + t['groups']:,} rules ({t['ofctl_bundle']['rate_parallel']:,.0f}/s)"
+            f"{t['flows'] + t['groups']:,} rules ({t['ofctl_bundle']['rate_parallel']:,.0f}/s; "
+            "goal ≥ 50 %)"
         )
     if lab.get("latency"):
         a = lab["latency"]["active_ms"]
         lines.append(
             f"- policy apply latency (REST → active, barrier-confirmed, "
             f"{lab['latency']['policies']} policies one at a time): p50 {a['p50']:.1f} ms, "
-            f"p95 {a['p95']:.1f} ms, max {a['max']:.1f} ms"
+            f"p95 {a['p95']:.1f} ms, max {a['max']:.1f} ms (goal: p50 ≤ 20 ms)"
         )
     if lab.get("first_copy", {}).get("first_copy_ms"):
         f = lab["first_copy"]["first_copy_ms"]
@@ -302,6 +303,6 @@ def headline(r: dict[str, Any], where: str = "docs/results/controlplane/") -> li
     if c:
         lines.append(
             f"- compile 10,000 policies on 4×8 (no switches): {c['compile_s']:.1f} s "
-            f"({c['flows']:,} flows, {c['groups']:,} groups)"
+            f"({c['flows']:,} flows, {c['groups']:,} groups; goal ≤ 2 s)"
         )
     return lines
