@@ -229,7 +229,7 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
                 "(txonly / rxonly / rxonly, unpaced). One PMD thread on core 1 "
                 "(`pmd-cpu-mask=0x2`, `pmd-perf-metrics=true`); all three endpoints and OVS's "
                 "main thread share core 0, so endpoint rates are contention-bound and PMD "
-                "processing cycles per packet (`dpif-netdev/pmd-stats-show`, cleared per "
+                "busy cycles per received packet (`dpif-netdev/pmd-perf-show`, cleared per "
                 "window) is the robust comparison. Counts are live datapath port counters "
                 "(`dpctl/show -s`: rx of the sender's port, tx of the receiver's and "
                 "monitor's). Each endpoint is one interactive testpmd for the whole run (sizes "
