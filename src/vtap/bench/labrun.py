@@ -27,6 +27,7 @@ import httpx
 
 from vtap.bench.workload import FIRST_PORT, mix, policy_specs
 from vtap.compiler.pipeline import Owner, owner_of
+from vtap.errors import VtapError
 from vtap.lab.ctlproc import vtap_command
 from vtap.lab.topo import LeafSpinePlan
 from vtap.lab.traffic import Capture, FrameSpec, send
@@ -35,8 +36,8 @@ LAB_LOCK = "/tmp/vtap-lab.lock"
 Say = Callable[[str], None]
 
 
-class BenchError(RuntimeError):
-    pass
+class BenchError(VtapError):
+    """A benchmark could not finish: one line for the operator, as every vtap error."""
 
 
 @dataclass
@@ -339,7 +340,12 @@ async def _create_all(
 
         async def one(spec: dict[str, Any]) -> None:
             async with sem:
-                resp = await client.post("/policies", json=spec)
+                try:
+                    resp = await client.post("/policies", json=spec)
+                except httpx.HTTPError as exc:  # the controller dropped the connection
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    tick()
+                    return
             if resp.status_code == 201:
                 created.append(resp.json())
             else:
