@@ -195,11 +195,6 @@ def controlplane(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `controlplane` to the `bench` group, creating the group if nobody registered it."""
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            group.typer_instance.command("controlplane")(controlplane)
-            return
-    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
-    bench.command("controlplane")(controlplane)
-    app.add_typer(bench, name="bench")
+    from vtap.bench import register_bench
+
+    register_bench(app, "controlplane", controlplane)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import shlex
 import sys
 import tempfile
@@ -13,7 +12,6 @@ import typer
 
 from vtap.errors import VtapError
 
-LAB_LOCK = "/tmp/vtap-lab.lock"
 DEFAULT_OUT = Path("docs/results/dataplane")
 
 
@@ -49,6 +47,7 @@ def dataplane(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from vtap.bench.dataplane import harness, report
+    from vtap.bench.labrun import lab_lock
 
     try:
         size_list = tuple(int(s) for s in sizes.split(",") if s.strip())
@@ -81,7 +80,7 @@ def dataplane(
         else ("vtap bench dataplane")
     )
     total = config.windows()
-    with tempfile.TemporaryDirectory(prefix="vbd-") as tmp, _lock(not no_lock):
+    with tempfile.TemporaryDirectory(prefix="vbd-") as tmp, lab_lock(not no_lock):
         work = Path(tmp)
         columns = (
             TextColumn("{task.description}"),
@@ -113,27 +112,7 @@ def dataplane(
         readme_block.sync(readme, "dataplane", (out / "headline.md").read_text())
 
 
-class _lock:
-    def __init__(self, take: bool) -> None:
-        self.take = take
-        self.file = None
-
-    def __enter__(self) -> None:
-        if self.take:
-            self.file = open(LAB_LOCK, "a")
-            fcntl.flock(self.file, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
-
-
 def register(app: typer.Typer) -> None:
-    """Add `dataplane` to the `bench` group, creating the group if nobody registered it yet."""
-    for group in app.registered_groups:
-        if group.name == "bench" and group.typer_instance is not None:
-            group.typer_instance.command("dataplane")(dataplane)
-            return
-    bench = typer.Typer(help="Benchmarks.", no_args_is_help=True)
-    bench.command("dataplane")(dataplane)
-    app.add_typer(bench, name="bench")
+    from vtap.bench import register_bench
+
+    register_bench(app, "dataplane", dataplane)
