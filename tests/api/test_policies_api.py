@@ -441,6 +441,62 @@ async def test_same_match_other_monitor_is_not_a_duplicate(
     assert await count(client) == 2
 
 
+# ------------------------------------------------------------------------------ bulk
+
+BULK = f"{POLICIES}/bulk"
+
+
+async def test_bulk_creates_all_in_order_with_status(
+    client: httpx.AsyncClient, controller: Controller
+) -> None:
+    observe_fabric(controller, Fabric(spines=2, leaves=2, hosts_per_leaf=2))
+    bodies = [spec_body(f"b{i}", dst_port=1000 + i) for i in range(5)]
+    resp = await client.post(BULK, json={"policies": bodies})
+    assert resp.status_code == 201, resp.text
+    created = resp.json()
+    assert [p["name"] for p in created] == [b["name"] for b in bodies]
+    assert [p["dst_port"] for p in created] == [1000 + i for i in range(5)]
+    # Compiled in the same round (no switch connected to confirm it yet).
+    assert all(p["status_reason"].endswith("is not connected") for p in created), created
+    assert await count(client) == 5
+    for p in created:
+        assert controller.policies.plan.rules_for(p["id"])
+
+
+async def test_bulk_with_an_invalid_item_is_422_naming_index_and_field(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    seed("existing", dst_port=9)
+    bodies = [spec_body("ok"), spec_body("bad", src_ip="10.0.0.300")]
+    resp = await client.post(BULK, json={"policies": bodies})
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["detail"][0]["loc"] == ["body", "policies", 1, "src_ip"]
+    assert await count(client) == 1  # "ok" was not created either
+
+
+async def test_bulk_clash_is_409_naming_the_item_and_creates_nothing(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    first = seed("first")
+    bodies = [spec_body("new", dst_port=81), spec_body("second")]
+    resp = await client.post(BULK, json={"policies": bodies})
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["detail"].startswith("policies[1]: ")
+    assert str(first.id) in resp.json()["detail"]
+    twins = [spec_body("a", dst_port=81), spec_body("b", dst_port=81)]
+    resp = await client.post(BULK, json={"policies": twins})
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["detail"] == "policies[1]: same match and monitor as policies[0]"
+    assert await count(client) == 1
+
+
+@pytest.mark.parametrize("body", [{"policies": []}, {}, [], {"policies": "x"}], ids=repr)
+async def test_bulk_without_policies_is_422(client: httpx.AsyncClient, body: object) -> None:
+    resp = await client.post(BULK, json=body)
+    assert resp.status_code == 422, resp.text
+    assert await count(client) == 0
+
+
 # ------------------------------------------------------------------------------ rules, stats
 
 

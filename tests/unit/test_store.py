@@ -11,6 +11,7 @@ import pytest
 
 from vtap.domain.policy import PolicySpec
 from vtap.store import (
+    BatchConflict,
     DuplicateName,
     DuplicatePolicy,
     MemoryPolicyRepository,
@@ -97,6 +98,36 @@ def test_duplicates(repo: PolicyRepository) -> None:
     assert name.value.existing_id == a.id
     assert isinstance(name.value, StoreError)
     assert len(repo.list()) == 1
+
+
+def test_add_many_stores_all_in_order(repo: PolicyRepository) -> None:
+    added = repo.add_many([spec("a", dst=2), spec("b", dst=4), spec("c", dst=5)], T0)
+    assert [p.name for p in added] == ["a", "b", "c"]
+    assert [p.id for p in added] == sorted(p.id for p in added)
+    assert repo.list() == added
+
+
+@pytest.mark.parametrize(
+    ("batch", "index", "words"),
+    [
+        ([spec("a", dst=2), spec("b", dst=4), spec("c", dst=2)], 2, "policies[0]"),
+        ([spec("a", dst=2), spec("a", dst=4)], 1, "name 'a'"),
+        ([spec("a", dst=2), spec("stored", dst=9)], 1, "already named"),
+        ([spec("a", dst=2), spec("b", dst=8)], 1, "same match and monitor"),
+    ],
+    ids=["same-match-in-batch", "same-name-in-batch", "name-of-stored", "match-of-stored"],
+)
+def test_add_many_is_all_or_nothing_and_names_the_item(
+    repo: PolicyRepository, batch: list[PolicySpec], index: int, words: str
+) -> None:
+    repo.add(spec("stored", dst=8), T0)
+    with pytest.raises(BatchConflict) as err:
+        repo.add_many(batch, T1)
+    assert err.value.index == index
+    assert str(err.value).startswith(f"policies[{index}]: ")
+    assert words in str(err.value)
+    assert [p.name for p in repo.list()] == ["stored"]
+    assert repo.add_many([spec("a", dst=2)], T1)[0].id == 2  # the failed batch used no id
 
 
 def test_update(repo: PolicyRepository) -> None:

@@ -199,6 +199,14 @@ class PolicyService:
         log.info("policy %d (%s) created", policy.id, policy.name)
         return await self._apply(policy.id)
 
+    async def create_many(self, specs: list[PolicySpec]) -> list[Policy]:
+        """All of them or none (the store checks the whole batch first); one install round for
+        the lot, which is what makes loading a thousand policies fast."""
+        added = self._store.add_many(specs, _now())
+        log.info("%d policies created (ids %d-%d)", len(added), added[0].id, added[-1].id)
+        await self._reconciler.wait(self._reconciler.request(urgent=True), APPLY_WAIT)
+        return [self.get(p.id) for p in added]
+
     async def update(self, policy_id: int, patch: PolicyPatch) -> Policy:
         current = self._store.get(policy_id)
         spec = patch.apply(current)

@@ -9,7 +9,7 @@ deterministic under test and lets the caller stamp a batch of changes with one t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +44,28 @@ class DuplicateName(StoreError):
         self.existing_id = existing_id
 
 
+class BatchConflict(StoreError):
+    """One item of a batch clashes with a stored policy or with another item (API: 409); the
+    message names the item by its index, so a file of a thousand policies points at the line."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"policies[{index}]: {reason}")
+        self.index = index
+
+
+def check_batch(specs: Sequence[PolicySpec]) -> None:
+    """Items of one batch must differ from each other in name and in match and monitor."""
+    names: dict[str, int] = {}
+    identities: dict[object, int] = {}
+    for index, spec in enumerate(specs):
+        twin = identities.setdefault(spec.identity(), index)
+        if twin != index:
+            raise BatchConflict(index, f"same match and monitor as policies[{twin}]")
+        twin = names.setdefault(spec.name, index)
+        if twin != index:
+            raise BatchConflict(index, f"name {spec.name!r} is also policies[{twin}]'s")
+
+
 class PolicyRepository(Protocol):
     """Policies by id, plus the persistent copy-tag allocations.
 
@@ -53,6 +75,10 @@ class PolicyRepository(Protocol):
 
     def add(self, spec: PolicySpec, now: datetime) -> Policy:
         """Store a new policy. DuplicatePolicy / DuplicateName if it clashes with another."""
+        ...
+
+    def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
+        """Store all of them or none: BatchConflict names the first item that clashes."""
         ...
 
     def get(self, policy_id: int) -> Policy:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from vtap.domain.policy import Policy, PolicySpec
-from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound
+from vtap.store.base import (
+    BatchConflict,
+    DuplicateName,
+    DuplicatePolicy,
+    PolicyNotFound,
+    check_batch,
+)
 
 
 class MemoryPolicyRepository:
@@ -32,6 +38,26 @@ class MemoryPolicyRepository:
         policy = Policy.stored(self._last_id, spec, now, now)
         self._policies[policy.id] = policy
         return policy
+
+    def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
+        check_batch(specs)
+        identities = {p.identity(): p.id for p in self._policies.values()}
+        names = {p.name: p.id for p in self._policies.values()}
+        for index, spec in enumerate(specs):
+            try:
+                if spec.identity() in identities:
+                    raise DuplicatePolicy(identities[spec.identity()])
+                if spec.name in names:
+                    raise DuplicateName(spec.name, names[spec.name])
+            except (DuplicatePolicy, DuplicateName) as exc:
+                raise BatchConflict(index, str(exc)) from exc
+        added = []
+        for spec in specs:
+            self._last_id += 1
+            policy = Policy.stored(self._last_id, spec, now, now)
+            self._policies[policy.id] = policy
+            added.append(policy)
+        return added
 
     def get(self, policy_id: int) -> Policy:
         try:

@@ -20,13 +20,20 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from vtap.domain.policy import Policy, PolicySpec
-from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound, StoreError
+from vtap.store.base import (
+    BatchConflict,
+    DuplicateName,
+    DuplicatePolicy,
+    PolicyNotFound,
+    StoreError,
+    check_batch,
+)
 
 SCHEMA_VERSION = 1
 
@@ -133,20 +140,33 @@ class SqlitePolicyRepository:
     def add(self, spec: PolicySpec, now: datetime) -> Policy:
         with self._write() as db:
             self._check_unique(db, spec, 0)
-            cursor = db.execute(
-                "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    spec.name,
-                    _identity_text(spec),
-                    spec.model_dump_json(),
-                    now.isoformat(),
-                    now.isoformat(),
-                ),
-            )
-            policy_id = cursor.lastrowid
-        assert policy_id is not None
-        return Policy.stored(policy_id, spec, now, now)
+            return self._insert(db, spec, now)
+
+    def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
+        check_batch(specs)
+        with self._write() as db:
+            for index, spec in enumerate(specs):
+                try:
+                    self._check_unique(db, spec, 0)
+                except (DuplicatePolicy, DuplicateName) as exc:
+                    raise BatchConflict(index, str(exc)) from exc
+            return [self._insert(db, spec, now) for spec in specs]
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, spec: PolicySpec, now: datetime) -> Policy:
+        cursor = db.execute(
+            "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                spec.name,
+                _identity_text(spec),
+                spec.model_dump_json(),
+                now.isoformat(),
+                now.isoformat(),
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return Policy.stored(cursor.lastrowid, spec, now, now)
 
     def get(self, policy_id: int) -> Policy:
         _check_id(policy_id)

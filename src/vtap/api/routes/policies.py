@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from vtap.api.deps import PoliciesDep
 from vtap.api.schemas import PolicyRules, PolicyStats
 from vtap.domain.policy import Policy, PolicyPatch, PolicySpec
-from vtap.store.base import DuplicateName, DuplicatePolicy, PolicyNotFound
+from vtap.store.base import BatchConflict, DuplicateName, DuplicatePolicy, PolicyNotFound
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
@@ -34,6 +34,31 @@ async def create_policy(spec: PolicySpec, policies: PoliciesDep) -> Policy:
         return await policies.create(spec)
     except (DuplicatePolicy, DuplicateName) as exc:
         raise _conflict(exc) from exc
+
+
+MAX_BATCH = 10_000
+
+
+class PolicyBatch(BaseModel):
+    """Policies created together: all or none, installed in one round."""
+
+    policies: list[PolicySpec] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post(
+    "/bulk",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[Policy],
+    responses={409: {"description": "An item clashes with a stored policy or another item"}},
+)
+async def create_policies(batch: PolicyBatch, policies: PoliciesDep) -> list[Policy]:
+    """Create many policies at once (e.g. loading a file). Nothing is created if any item is
+    invalid (422 names `policies.<index>.<field>`) or clashes (409 names `policies[<index>]`).
+    The answer comes after the install round, or after 5 s with the rest still `pending`."""
+    try:
+        return await policies.create_many(batch.policies)
+    except BatchConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
 
 @router.get("", response_model=list[Policy])
