@@ -13,6 +13,10 @@ Why this shape:
   and whatever thread pool FastAPI uses, hence `check_same_thread=False` plus the lock.
 * `schema_version` records the layout; a file written by a newer vtap is refused rather than
   misread.
+* Reads come from an in-memory copy of the rows (policies are frozen models), filled once when
+  the file is opened and changed only after a write committed: the controller lists every
+  policy in each install round, and parsing 1,000 JSON specs took 55 ms each time. Only this
+  object writes the file (one controller per state directory), so the copy cannot go stale.
 """
 
 from __future__ import annotations
@@ -88,6 +92,9 @@ class SqlitePolicyRepository:
                         f"{path}: schema version {row['version']} is newer than this vtap "
                         f"understands ({SCHEMA_VERSION})"
                     )
+            with self._read() as db:
+                rows = db.execute("SELECT * FROM policies ORDER BY id").fetchall()
+            self._policies = {row["id"]: self._row_policy(row) for row in rows}
         except StoreError:
             self._db.close()
             raise
@@ -140,7 +147,9 @@ class SqlitePolicyRepository:
     def add(self, spec: PolicySpec, now: datetime) -> Policy:
         with self._write() as db:
             self._check_unique(db, spec, 0)
-            return self._insert(db, spec, now)
+            policy = self._insert(db, spec, now)
+        self._policies[policy.id] = policy
+        return policy
 
     def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
         check_batch(specs)
@@ -150,7 +159,9 @@ class SqlitePolicyRepository:
                     self._check_unique(db, spec, 0)
                 except (DuplicatePolicy, DuplicateName) as exc:
                     raise BatchConflict(index, str(exc)) from exc
-            return [self._insert(db, spec, now) for spec in specs]
+            added = [self._insert(db, spec, now) for spec in specs]
+        self._policies.update((p.id, p) for p in added)
+        return added
 
     @staticmethod
     def _insert(db: sqlite3.Connection, spec: PolicySpec, now: datetime) -> Policy:
@@ -169,17 +180,13 @@ class SqlitePolicyRepository:
         return Policy.stored(cursor.lastrowid, spec, now, now)
 
     def get(self, policy_id: int) -> Policy:
-        _check_id(policy_id)
-        with self._read() as db:
-            row = db.execute("SELECT * FROM policies WHERE id = ?", (policy_id,)).fetchone()
-        if row is None:
-            raise PolicyNotFound(policy_id)
-        return self._row_policy(row)
+        try:
+            return self._policies[policy_id]
+        except KeyError:
+            raise PolicyNotFound(policy_id) from None
 
     def list(self) -> list[Policy]:
-        with self._read() as db:
-            rows = db.execute("SELECT * FROM policies ORDER BY id").fetchall()
-        return [self._row_policy(r) for r in rows]
+        return list(self._policies.values())  # ids only grow: insertion order is id order
 
     def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
         _check_id(policy_id)
@@ -201,7 +208,9 @@ class SqlitePolicyRepository:
                 ),
             )
             created_at = datetime.fromisoformat(row["created_at"])
-        return Policy.stored(policy_id, spec, created_at, now)
+        policy = Policy.stored(policy_id, spec, created_at, now)
+        self._policies[policy_id] = policy
+        return policy
 
     def delete(self, policy_id: int) -> None:
         _check_id(policy_id)
@@ -209,6 +218,7 @@ class SqlitePolicyRepository:
             cursor = db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
             if cursor.rowcount == 0:
                 raise PolicyNotFound(policy_id)
+        self._policies.pop(policy_id, None)
 
     # --- tags -----------------------------------------------------------------------------
 
