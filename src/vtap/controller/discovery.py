@@ -23,22 +23,40 @@ class Discovery:
     def __init__(self, state: ControllerState, links_gone: LinksGone) -> None:
         self._state = state
         self._links_gone = links_gone
+        self._hold_until = float("-inf")
 
     async def run(self) -> None:
         """Re-probe all switches and expire links every `lldp_interval` seconds."""
         interval = self._state.settings.lldp_interval
+        last = self._state.now()
         while True:
             await asyncio.sleep(interval)
-            expired = self._state.topology.expire(
-                self._state.now(), self._state.settings.link_timeout
+            now = self._state.now()
+            await self.tick(now, busy=now - last - interval)
+            last = self._state.now()
+
+    async def tick(self, now: float, busy: float = 0.0) -> None:
+        """Expire silent links, then probe. `busy`: how much later than planned this tick runs.
+
+        A tick that comes late means the controller itself was too busy to read LLDP (a large
+        install round holds the event loop): the replies are still queued, so silence proves
+        nothing. Expiring then would drop every fabric link and recompile everything against an
+        empty fabric. Links get one fresh probe round first."""
+        interval = self._state.settings.lldp_interval
+        if busy > interval:
+            log.warning(
+                "controller was busy %.1f s: links get a fresh probe before any expires", busy
             )
+            self._hold_until = now + interval / 2
+        if now >= self._hold_until:
+            expired = self._state.topology.expire(now, self._state.settings.link_timeout)
             if expired:
                 log.info("links expired: %s", expired)
                 await self._links_gone(expired)
                 self._state.changed()
-            for session in list(self._state.sessions.values()):
-                with contextlib.suppress(ConnectionError, OSError):
-                    await self.probe(session)
+        for session in list(self._state.sessions.values()):
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.probe(session)
 
     async def probe(self, session: SwitchSession, port_no: int | None = None) -> None:
         """Send our LLDP frame out of one port, or out of every up port of the switch."""
