@@ -304,6 +304,51 @@ def test_copy_path_is_recomputed_when_its_spine_link_fails(
         wait_until(lambda: fabric_complete(lab), timeout=15)
 
 
+def copy_tags(api: httpx.Client, pid: int) -> set[int]:
+    """The VLAN ids a policy's rules match: its copy tags, when it has no vlan_id filter."""
+    rules = api.get(f"/policies/{pid}/rules").json()["switches"]
+    texts = [r["ofctl"] for sw in rules for r in sw["rules"]]
+    return {int(t) for text in texts for t in re.findall(r"dl_vlan=(\d+)", text)}
+
+
+def test_policy_keeps_its_copy_tag_while_its_monitor_leaf_is_away(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    """A policy pending for a moment (its monitor's leaf lost the controller) keeps its copy
+    tag: a policy created meanwhile takes another, and when the leaf is back the fabric holds
+    exactly the rules it held before — no switch's transit, delivery or guard rule changed."""
+    a = create(api, policies, name="sticky-a", src_ip=ip(1), dst_ip=ip(3), monitor_mac=mac(16),
+               monitor_ip=ip(16), ip_proto=17)  # fmt: skip
+    rules_before = api.get(f"/policies/{a['id']}/rules").json()["switches"]
+    (tag,) = copy_tags(api, a["id"])
+    fabric_before = flows_and_groups(lab)
+    leaf = lab.plan.hosts[15].leaf
+    # The leaf loses the controller: its Controller row (max_backoff and the rest) stays, only
+    # the target moves to a socket nobody listens on, and is put back exactly as it was.
+    uuid = lab.vsctl("get", "Bridge", leaf, "controller").strip().strip("[]")
+    target = lab.vsctl("get", "Controller", uuid, "target").strip()
+    lab.vsctl("set", "Controller", uuid, f'target="unix:{tmp_path}/nowhere.sock"')
+    try:
+        wait_until(lambda: api.get(f"/policies/{a['id']}").json()["status"] != "active", 10)
+        b = create(api, policies, name="sticky-b", src_ip=ip(5), dst_ip=ip(7), monitor_ip=ip(12),
+                   ip_proto=17)  # fmt: skip
+        (tag_b,) = copy_tags(api, b["id"])
+    finally:
+        lab.vsctl("set", "Controller", uuid, f"target={target}")
+        wait_until(lambda: fabric_complete(lab) and edge_ports_ready(lab), timeout=20)
+    wait_active(api, a["id"])
+    assert copy_tags(api, a["id"]) == {tag}, f"A's copy tag changed ({tag} before, B has {tag_b})"
+    assert api.get(f"/policies/{a['id']}/rules").json()["switches"] == rules_before
+    assert tag_b != tag
+    run_case(tmp_path, 1, 3, spec(1, 3, dport=5011), copied_to=(16,), not_copied_to=(12,))
+    run_case(tmp_path, 5, 7, spec(5, 7, dport=5011), copied_to=(12,), not_copied_to=(16,))
+    # Without B, every switch holds exactly what it held before the leaf went away.
+    assert api.delete(f"/policies/{b['id']}").status_code == 204
+    policies.remove(b["id"])
+    wait_until(lambda: policy_traces(lab, b["id"]) == [], timeout=10)
+    assert flows_and_groups(lab) == fabric_before
+
+
 def test_controller_restart_with_100_policies_reconciles_exactly(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
