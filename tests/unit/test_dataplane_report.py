@@ -46,3 +46,12 @@ def test_paced_goal_is_met_only_when_receiver_and_monitor_get_99_percent(tmp_pat
     assert "goal ≥ 99 %: not met" in bad and "98.00 %" in bad
     section = "\n".join(report._paced_section(_result(monitored=9_800).samples))
     assert "**Goal not met**" in section and "20,000" in section  # the measured capacity
+
+
+def test_quick_mode_measures_testbed_2_at_three_sizes_and_full_mode_at_all() -> None:
+    quick, full = RunConfig(), RunConfig(quick=False)
+    assert quick.two_pair_sizes == (64, 512, 1518)
+    assert full.two_pair_sizes == full.sizes and len(full.sizes) == 7
+    assert RunConfig(sizes=(128,)).two_pair_sizes == (128,)
+    # The progress bar's total follows: 4 testbed-2 sizes fewer, 2 PMD settings, 3 repeats.
+    assert full.windows() - quick.windows() == 2 * 4 * quick.repeats

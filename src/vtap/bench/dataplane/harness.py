@@ -51,6 +51,7 @@ CAPACITY = "ovs-dpdk-capacity"  # no TAP, unpaced, 64 B: what the pace is half o
 PACED = "ovs-dpdk-paced"  # every method at half that capacity
 TWO_PAIRS = {1: "ovs-dpdk-2pairs-1pmd", 2: "ovs-dpdk-2pairs-2pmd"}  # seed Tables 5.5/5.6
 PACED_SIZE = 64
+QUICK_TWO_PAIR_SIZES = (64, 512, 1518)
 SWITCH_SETTLE = 0.5  # seconds between changing the method and measuring
 BRIDGE = "br-vbench"
 MTU = 1600
@@ -128,6 +129,13 @@ class RunConfig:
     paced: bool = True  # OVS-DPDK: every method at half the no-TAP capacity (64 B)
     two_pairs: bool = True  # OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs
 
+    @property
+    def two_pair_sizes(self) -> tuple[int, ...]:
+        """Testbed 2's sizes: all in full mode; quick mode keeps three (it must stay < 10 min)."""
+        if not self.quick:
+            return self.sizes
+        return tuple(s for s in self.sizes if s in QUICK_TWO_PAIR_SIZES) or self.sizes[:1]
+
     def windows(self) -> int:
         """Measurement windows the run will take (for a progress bar)."""
         per_datapath = len(self.sizes) * len(self.methods) * self.repeats
@@ -136,7 +144,7 @@ class RunConfig:
             if self.paced:
                 n += self.repeats * (1 + len(self.methods))
             if self.two_pairs:
-                n += 2 * len(self.sizes) * self.repeats
+                n += 2 * len(self.two_pair_sizes) * self.repeats
         return n
 
 
@@ -569,7 +577,7 @@ def _run_datapath(
         for pmds in (1, 2):
             bed.set_pmds(pmds)
             bed.datapath = TWO_PAIRS[pmds]
-            _methods_by_size(bed, config, ("vtap",), config.sizes, result, progress)
+            _methods_by_size(bed, config, ("vtap",), config.two_pair_sizes, result, progress)
     finally:
         bed.close()
 

@@ -596,6 +596,7 @@ def _plots(agg: dict, outdir: Path) -> list[Path]:
 
 def _two_pairs_plot(agg: dict, sizes: list[int], outdir: Path, plt) -> Path:  # type: ignore[no-untyped-def]
     """Receiver 1, receiver 2 and monitor pps per size, 1 vs. 2 PMDs (as the seed's Fig. 5.5)."""
+    sizes = [s for s in sizes if any((label, "vtap", s) in agg for label in TWO_PAIRS.values())]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     series = (("receiver_pps", "receiver 1"), ("receiver2_pps", "receiver 2"),
               ("monitor_pps", "monitor"))  # fmt: skip
