@@ -20,14 +20,28 @@ rules share an OpenFlow identity (table, priority, match).
 **Suppressors.** A cube may also contain *suppressing* members: policies that already copied
 the packet upstream (see compiler/tap.py). They take part in intersections and member sets but
 never start a cube of their own — a cube made only of suppressors needs no rule, the default
-pipeline already forwards the packet unchanged.
+pipeline already forwards the packet unchanged. A suppressor matters only to the real members
+with its monitor (`Member.monitor`): the rule of a cube it is a member of sends no copy there.
 
 **Limits.** The number of intersections can grow exponentially with policies that pin different
 fields. Only policies whose cubes overlap are intersected (CubeIndex finds them without pairwise
-tests; disjoint policies cost one rule each), and each (switch, in_port) gets a
-budget of `max_combinations` cubes taken by overlapping policies, spent in policy-id order. A
-policy that would exceed it is refused (its plan says so) rather than silently mis-copied; a
-suppressor that would exceed it is skipped, which can cost its monitor a duplicate copy.
+tests; disjoint policies cost one rule each), and each (switch, in_port) gets a budget of
+`max_combinations` cubes taken by overlapping policies (and at most `max_members` policies per
+cube). It is spent group of overlapping members by group, in each group real members first, in
+policy-id order, then suppressors (source policies by id, then each policy's virtual one). A
+real member that would exceed it is refused (its plan says so) rather than silently mis-copied.
+
+A suppressor that would exceed it is skipped if no real member taken has its monitor and
+overlaps it: leaving it out changes nobody's copies. Otherwise leaving it out would give that
+monitor a second copy, or a copy of its own traffic, so instead the real members it would have
+cancelled are refused (`Outcome.unsuppressed`) and their cubes dropped; the budget they free
+goes to the suppressors after it. From then on, in that group, a suppressor that cancels no
+real member's copy is not taken at all, since it would only spend budget (the group is combined
+again from the start when one such was taken before). So the rules are exactly those of the
+members kept, and no suppressor left out shares a monitor with a real member it overlaps: the
+argument above still holds. Refusals are final: compile_tap drops a refused policy everywhere
+and combines again until nobody is refused. When no suppressor has to refuse anybody, the rules
+are the same as if suppressors could never refuse.
 """
 
 from __future__ import annotations
@@ -69,11 +83,14 @@ def contains(outer: Cube, inner: Cube) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One policy's cube at one switch port. `suppress`: it copied the packet upstream."""
+    """One policy's cube at one switch port. `suppress`: it copied the packet upstream.
+    `monitor`: where its copies go; a suppressor cancels the copies of the real members with
+    its monitor (None: it cancels none that this module must keep, it only splits cubes)."""
 
     policy_id: int
     cube: Cube
     suppress: bool = False
+    monitor: Hashable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +109,18 @@ class Combination:
 class Outcome:
     combinations: list[Combination]
     refused: list[int]  # policy ids that would exceed the budget
+    # those of `refused` whose copies a suppressor that did not fit would have had to cancel
+    unsuppressed: frozenset[int] = frozenset()
+    alone: frozenset[int] = frozenset()  # real members that overlap no other member
+
+    def without(self, gone: frozenset[int]) -> Outcome | None:
+        """What combining the members but `gone` gives, if each of them was `alone`: one rule
+        each, no budget, no meet with anybody, so dropping their rules is all that changes.
+        None when that does not hold."""
+        if not gone <= self.alone:
+            return None
+        kept = [c for c in self.combinations if c.members[0].policy_id not in gone]
+        return Outcome(kept, self.refused, self.unsuppressed, self.alone - gone)
 
 
 class CubeIndex:
@@ -187,10 +216,12 @@ def combine(members: Sequence[Member], budget: int, max_members: int) -> Outcome
     """The rules for the members classified at one switch port; see the module docstring.
 
     `members` must be in a deterministic order (real members by policy id, then suppressors):
-    that order decides who is refused when the budget runs out.
+    that order decides who is refused when the budget runs out (see Limits).
     """
     combos: list[Combination] = []
     refused: list[int] = []
+    unsuppressed: set[int] = set()
+    alone: list[int] = []
     spent = 0
     for group in _components(members):
         reals = [members[i] for i in group if not members[i].suppress]
@@ -198,66 +229,275 @@ def combine(members: Sequence[Member], budget: int, max_members: int) -> Outcome
             continue
         if len(group) == 1:
             combos.append(Combination(reals[0].cube, (reals[0],)))
+            alone.append(reals[0].policy_id)
             continue
         ordered = reals + [members[i] for i in group if members[i].suppress]
-        cubes, accepted = _intersections(ordered, budget - spent, max_members, refused)
+        left = budget - spent
+        done = _intersections(ordered, left, max_members, strict=False)
+        if done is None:
+            done = _intersections(ordered, left, max_members, strict=True)
+            assert done is not None
+        cubes, accepted = done.closure.result()
         spent += len(cubes)
+        refused += done.refused
+        unsuppressed.update(done.unsuppressed)
         for cube, inside in zip(cubes, _containing(cubes, accepted), strict=True):
             combos.append(Combination(cube, inside))
-    return Outcome(combos, refused)
+    return Outcome(combos, refused, frozenset(unsuppressed), frozenset(alone))
+
+
+class _Closure:
+    """The distinct intersections of a component's taken members, each with a real member in
+    it (the cubes to emit), in the order found. Members may be dropped again (`drop`).
+
+    Every real member must be taken before any suppressor: a suppressor is met only with the
+    cubes found so far, so a real member taken after it would miss their meets.
+    """
+
+    __slots__ = (
+        "_by_key",
+        "_reals",
+        "cubes",
+        "dropped",
+        "index",
+        "known",
+        "members",
+        "size",
+        "taken",
+        "version",
+    )
+
+    def __init__(self) -> None:
+        self.cubes: list[Cube | None] = []  # None: dropped
+        self.known: set[CubeKey] = set()  # the cubes not dropped
+        self.index = CubeIndex()  # positions in `cubes`, dropped ones included
+        self.members: list[Member | None] = []  # taken, in order; None: dropped
+        self.dropped = 0
+        self.size = 0  # cubes not dropped
+        self.version = 0  # changes whenever the cubes do
+        self.taken: set[CubeKey] = set()  # cubes of suppressors taken
+        self._by_key: dict[CubeKey, list[int]] | None = None  # members, once `drop` needs it
+        self._reals: CubeIndex | None = None  # likewise
+
+    @property
+    def kept(self) -> int:
+        return len(self.members) - self.dropped
+
+    def policy_id(self, pos: int) -> int:
+        m = self.members[pos]
+        assert m is not None
+        return m.policy_id
+
+    def meets(self, m: Member, key: CubeKey) -> dict[CubeKey, Cube]:
+        """The cubes that taking `m` (its cube's key: `key`) adds: its own (if real) and its
+        meets with those so far.
+
+        Once a suppressor's cube was taken, every cube found since meets it in a cube already
+        there (c∩q is kept, and (c∩q)∩s was added with c∩s): an identical one adds nothing.
+        """
+        added: dict[CubeKey, Cube] = {}
+        if m.suppress and key in self.taken:
+            return added
+        cubes, known = self.cubes, self.known
+        if not m.suppress and key not in known:
+            added[key] = m.cube
+        for pos in sorted(self.index.overlapping(m.cube)):
+            cube = cubes[pos]
+            if cube is None:
+                continue
+            x = meet(cube, m.cube)
+            assert x is not None
+            k = cube_key(x)
+            if k not in known and k not in added:
+                added[k] = x
+        return added
+
+    def take(self, m: Member, key: CubeKey, added: Mapping[CubeKey, Cube]) -> None:
+        for k, x in added.items():
+            self.index.add(len(self.cubes), x)
+            self.cubes.append(x)
+            self.known.add(k)
+        if added:
+            self.size += len(added)
+            self.version += 1
+        if self._by_key is not None:
+            self._by_key.setdefault(key, []).append(len(self.members))
+        self.members.append(m)
+        if m.suppress:
+            self.taken.add(key)
+
+    def drop(self, gone: Sequence[int]) -> None:
+        """Drop the real members at these positions, and the cubes that only they made.
+
+        Every cube c is ∩members(c), the taken members containing it; after the drop it is
+        still a cube to emit iff the members kept that contain it still meet in exactly c and
+        include a real one. Only cubes inside a dropped member can fail that: others keep
+        their members. What is left is then the cubes of the members kept, as if only they
+        had been taken (a suppressor's `taken` shortcut stays true, too). A cube inside a
+        dropped member that no kept real member overlaps has no real member left: no lookup.
+        """
+        reals = self._real_index()
+        dropped = [self.members[p] for p in gone]
+        for p in gone:
+            self.members[p] = None
+            self.dropped += 1
+        # cube position → may a kept real member contain it (any such overlaps every dropped
+        # member that contains the cube: one without such rivals settles it)
+        suspects: dict[int, bool] = {}
+        for m in dropped:
+            assert m is not None and not m.suppress
+            rivals = any(self.members[q] is not None for q in reals.overlapping(m.cube))
+            for pos in self.index.overlapping(m.cube):
+                cube = self.cubes[pos]
+                if cube is not None and contains(m.cube, cube):
+                    suspects[pos] = suspects.get(pos, True) and rivals
+        for pos, rivals in sorted(suspects.items()):
+            cube = self.cubes[pos]
+            assert cube is not None
+            if not rivals or not self._made_by_kept(cube):
+                self.cubes[pos] = None
+                self.known.discard(cube_key(cube))
+                self.size -= 1
+        self.version += 1
+
+    def _made_by_kept(self, cube: Cube) -> bool:
+        """True when the kept members containing `cube` include a real one and meet in it."""
+        by_key = self._members_by_key()
+        sizes = sorted({len(k) for k in by_key})
+        inside = [self.members[i] for i in _subset_hits(cube_key(cube), by_key, sizes)]
+        kept = [m for m in inside if m is not None]
+        pinned = {f for m in kept for f in m.cube}
+        return not all(m.suppress for m in kept) and len(pinned) == len(cube)
+
+    def _real_index(self) -> CubeIndex:
+        """The real members' positions (all taken by the time one is dropped)."""
+        if self._reals is None:
+            self._reals = CubeIndex()
+            for i, m in enumerate(self.members):
+                if m is not None and not m.suppress:
+                    self._reals.add(i, m.cube)
+        return self._reals
+
+    def _members_by_key(self) -> dict[CubeKey, list[int]]:
+        if self._by_key is None:
+            self._by_key = defaultdict(list)
+            for i, m in enumerate(self.members):
+                if m is not None:
+                    self._by_key[cube_key(m.cube)].append(i)
+        return self._by_key
+
+    def result(self) -> tuple[list[Cube], list[Member]]:
+        """The cubes and the members taken, without those dropped, in order."""
+        return (
+            [c for c in self.cubes if c is not None],
+            [m for m in self.members if m is not None],
+        )
+
+
+class _Feeds:
+    """The real members a suppressor cancels copies of: those kept, with its monitor, whose
+    cubes overlap its cube. Indexed per monitor when first asked, which must be after every
+    real member was taken (they come first)."""
+
+    def __init__(self, closure: _Closure) -> None:
+        self._closure = closure
+        self._by_monitor: dict[Hashable, CubeIndex] | None = None
+
+    def of(self, suppressor: Member) -> list[int]:
+        """Positions (in the closure's members) of the kept real members it cancels."""
+        members = self._closure.members
+        if self._by_monitor is None:
+            self._by_monitor = {}
+            for pos, m in enumerate(members):
+                if m is not None and not m.suppress and m.monitor is not None:
+                    self._by_monitor.setdefault(m.monitor, CubeIndex()).add(pos, m.cube)
+        index = self._by_monitor.get(suppressor.monitor)
+        if suppressor.monitor is None or index is None:
+            return []
+        return sorted(p for p in index.overlapping(suppressor.cube) if members[p] is not None)
+
+
+@dataclass(slots=True)
+class _Taken:
+    """One component's result: its cubes and members taken, and the real members refused."""
+
+    closure: _Closure
+    refused: list[int]
+    unsuppressed: list[int]  # refused because a suppressor that cancels them did not fit
 
 
 def _intersections(
-    ordered: Sequence[Member], budget: int, max_members: int, refused: list[int]
-) -> tuple[list[Cube], list[Member]]:
-    """The distinct intersections of one component, in order found, and the members taken.
+    ordered: Sequence[Member], budget: int, max_members: int, strict: bool
+) -> _Taken | None:
+    """The cubes of one component and the members taken: each member in turn, real ones
+    first, adds its own cube (if real) and its meets with the cubes so far, if that stays
+    within `budget` cubes and `max_members` members. Only the cubes the member overlaps are
+    met (CubeIndex), in the order they were found: the same result as meeting every cube.
 
-    Each member in turn adds its own cube (if real) and its meets with the cubes so far, unless
-    that exceeds `budget` new cubes or `max_members`: then a real member is refused and a
-    suppressor skipped. Only the cubes the member overlaps are met (CubeIndex), in the order
-    they were found, so the result is the same as meeting every cube.
+    A real member that does not fit is refused. A suppressor that does not fit is skipped if
+    it cancels no copy of a real member kept (_Feeds). If it does, the pass turns `strict`:
+    from then on a suppressor that cancels nothing is skipped, and when one that does cannot
+    be taken, the real members it cancels are refused (`unsuppressed`) and dropped, which
+    frees their cubes for the suppressors after it. A strict pass from the start would have
+    skipped the suppressors taken so far that cancel nothing: if there are any, this pass
+    gives up (None) and the caller runs that one.
 
-    Suppressors come after all real members, and many are identical (one virtual suppressor per
-    policy, with its monitor's address). Two shortcuts rely on that: once a suppressor's cube
-    was taken, every cube found since meets it in a cube already there (c∩q is kept, and
-    (c∩q)∩s was added with c∩s), so an identical suppressor adds nothing; and one skipped
-    while the cubes have not grown since would be skipped again for the same reason.
+    Many suppressors are identical (one virtual suppressor per policy, with its monitor's
+    address): one skipped while the cubes have not changed since would be skipped again for
+    the same reason, and one that cancels nothing (strict) never will again: real members
+    only ever leave.
     """
-    cubes: list[Cube] = []
-    known: set[CubeKey] = set()
-    index = CubeIndex()
-    accepted: list[Member] = []
-    taken: set[CubeKey] = set()  # cubes of suppressors taken
-    skipped: dict[CubeKey, int] = {}  # a skipped suppressor's cube → len(cubes) then
+    closure = _Closure()
+    out = _Taken(closure, [], [])
+    feeds = _Feeds(closure)
+    skipped: dict[tuple[CubeKey, Hashable], int] = {}  # (cube, monitor) → version then
+    idle: set[tuple[CubeKey, Hashable]] = set()  # strict: cancels nothing
     for m in ordered:
-        key = cube_key(m.cube)
-        added: dict[CubeKey, Cube] = {}
-        if m.suppress and skipped.get(key) == len(cubes):
-            continue
-        if not (m.suppress and key in taken):
-            if not m.suppress and key not in known:
-                added[key] = m.cube
-            for pos in sorted(index.overlapping(m.cube)):
-                x = meet(cubes[pos], m.cube)
-                assert x is not None
-                k = cube_key(x)
-                if k not in known and k not in added:
-                    added[k] = x
-        if len(added) > budget or len(accepted) + 1 > max_members:
-            if m.suppress:
-                skipped[key] = len(cubes)
-            else:
-                refused.append(m.policy_id)
-            continue
-        budget -= len(added)
-        for k, x in added.items():
-            index.add(len(cubes), x)
-            cubes.append(x)
-            known.add(k)
-        accepted.append(m)
+        ck = cube_key(m.cube)
+        key = (ck, m.monitor)
         if m.suppress:
-            taken.add(key)
-    return cubes, accepted
+            if skipped.get(key) == closure.version or key in idle:
+                continue
+            if strict and not feeds.of(m):
+                idle.add(key)
+                continue
+        added = closure.meets(m, ck)
+        if len(added) <= budget - closure.size and closure.kept < max_members:
+            closure.take(m, ck, added)
+            continue
+        if not m.suppress:
+            out.refused.append(m.policy_id)
+            continue
+        cancelled = feeds.of(m)
+        if not cancelled:
+            skipped[key] = closure.version
+            continue
+        if not strict and any(not feeds.of(t) for t in _suppressors(closure)):
+            return None  # it took a suppressor that the strict pass would not have
+        strict = True
+        ids = sorted(closure.policy_id(pos) for pos in cancelled)
+        out.refused += ids
+        out.unsuppressed += ids
+        closure.drop(cancelled)
+        idle.add(key)
+    return out
+
+
+def _suppressors(closure: _Closure) -> list[Member]:
+    return [m for m in closure.members if m is not None and m.suppress]
+
+
+def _subset_hits(
+    key: CubeKey, by_key: Mapping[CubeKey, list[int]], sizes: Sequence[int]
+) -> list[int]:
+    """The ids filed under a subset of `key` (of one of the `sizes`), in order."""
+    hits: list[int] = []
+    for r in sizes:
+        if r <= len(key):
+            for sub in combinations(key, r):
+                hits += by_key.get(sub, ())
+    hits.sort()
+    return hits
 
 
 def _containing(cubes: Sequence[Cube], accepted: Sequence[Member]) -> list[tuple[Member, ...]]:
@@ -278,10 +518,5 @@ def _containing(cubes: Sequence[Cube], accepted: Sequence[Member]) -> list[tuple
         if lookups >= len(accepted):
             out.append(tuple(m for m in accepted if contains(m.cube, cube)))
             continue
-        hits: list[int] = []
-        for r in sizes:
-            for sub in combinations(key, r):
-                hits += by_key.get(sub, ())
-        hits.sort()
-        out.append(tuple(accepted[i] for i in hits))
+        out.append(tuple(accepted[i] for i in _subset_hits(key, by_key, sizes)))
     return out

@@ -56,7 +56,9 @@ buckets) into the upper half of the range, collisions resolved by probing in sor
 `plan.missing_tags(tags)`, compile again. A policy whose tag is missing is pending.
 
 **Limits**: one copy tag per monitor (tagged) or per rewrite policy, out of the reserved range
-(default 101); overlap combinations bounded per switch port (TapConfig.max_combinations);
+(default 101); overlap combinations bounded per switch port (TapConfig.max_combinations): a
+policy that does not fit is pending, and so is one whose monitor could not be kept from a
+second copy or from copies of its own traffic there (its suppressor did not fit, overlap.py);
 a `vlan_id` filter inside the reserved range can never match (guards drop it) and is pending.
 OVS must parse two VLAN headers (`other_config:vlan-limit=2` or 0) for VLAN-filtered copies.
 """
@@ -119,6 +121,7 @@ __all__ = [
 _HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
 FlowId = tuple[int, int, Match]
 _GroupKey = tuple[tuple[int, ...], int]  # (owners, bucket list id)
+_MemberKey = tuple[tuple[int, bool], ...]  # a port's members: (policy id, suppress) each
 
 
 class HostLookup(Protocol):
@@ -270,6 +273,11 @@ class _Compiler:
         self._bucket_ids: dict[tuple[tuple[int, ...], int], int] = {}
         self._plain_buckets: dict[tuple[int, ...], tuple[frozenset[int], int]] = {}
         self._monitor_macs: dict[int, str] = {}  # policy id → its monitor's MAC, by prepare
+        # combine() per member list (a member's cube and monitor follow from its id and role),
+        # and per port its last one: kept across classify passes, so that a pass after
+        # refusals combines again only the ports where they changed more than a rule each.
+        self._outcomes: dict[_MemberKey, Outcome] = {}
+        self._last: dict[tuple[int, int], tuple[_MemberKey, Outcome]] = {}
 
     # --- per policy ------------------------------------------------------------------------
 
@@ -339,7 +347,7 @@ class _Compiler:
         members: dict[tuple[int, int], list[Member]] = defaultdict(list)
         for r in ready.values():
             for port in r.in_ports:
-                members[(r.origin, port)].append(Member(r.pid, r.cube))
+                members[(r.origin, port)].append(Member(r.pid, r.cube, monitor=r.monitor.mac))
         sources = [r for r in ready.values() if r.policy.has_source]
         index = CubeIndex()
         for i, r in enumerate(sources):
@@ -348,27 +356,51 @@ class _Compiler:
         refused: dict[int, str] = {}
         limit = PRIO_TAP_MAX - PRIO_TAP_BASE
         # The fabric ports of one switch classify the same policies: each distinct member list
-        # (a member's cube follows from its id and role) is extended and combined once.
+        # (a member's cube and monitor follow from its id and role) is extended and combined once.
         extended: dict[tuple[int, tuple[int, ...]], list[Member]] = {}
-        outcomes: dict[tuple[tuple[int, bool], ...], Outcome] = {}
         for (dpid, port), here in sorted(members.items()):
             if PortRef(dpid, port) in self.view.fabric_ports:
                 ext_key = (dpid, tuple(m.policy_id for m in here))
                 if ext_key not in extended:
                     extended[ext_key] = self._on_fabric(dpid, here, ready, sources, index)
                 here = extended[ext_key]
-            key = tuple((m.policy_id, m.suppress) for m in here)
-            outcome = outcomes.get(key)
-            if outcome is None:
-                outcome = outcomes[key] = combine(here, self.config.max_combinations, limit)
+            outcome = self._combined((dpid, port), here, limit)
             out[(dpid, port)] = outcome.combinations
             for pid in outcome.refused:
-                refused.setdefault(
-                    pid,
-                    f"too many overlapping policies on {self.view.label(dpid)} port "
-                    f"{port} (limit {self.config.max_combinations} combinations)",
-                )
+                refused.setdefault(pid, self._refusal(dpid, port, pid in outcome.unsuppressed))
         return out, refused
+
+    def _combined(self, where: tuple[int, int], here: list[Member], limit: int) -> Outcome:
+        """combine() at one port, once per member list (memoised across classify passes)."""
+        key = tuple((m.policy_id, m.suppress) for m in here)
+        outcome = self._outcomes.get(key) or self._shrunk(where, key)
+        if outcome is None:
+            outcome = combine(here, self.config.max_combinations, limit)
+        self._outcomes[key] = outcome
+        self._last[where] = (key, outcome)
+        return outcome
+
+    def _shrunk(self, where: tuple[int, int], key: _MemberKey) -> Outcome | None:
+        """After refusals: the port's last outcome, if the port only lost real members that
+        were alone there (Outcome.without), as most ports do; else None."""
+        last = self._last.get(where)
+        if last is None:
+            return None
+        gone = set(last[0]).difference(key)
+        if len(last[0]) - len(gone) != len(key) or any(suppress for _, suppress in gone):
+            return None
+        return last[1].without(frozenset(pid for pid, _ in gone))
+
+    def _refusal(self, dpid: int, port: int, unsuppressed: bool) -> str:
+        """Why a policy was refused at this port: it did not fit, or the rule that keeps its
+        monitor from a second copy (or from copies of its own traffic) did not."""
+        why = (
+            f"too many overlapping policies on {self.view.label(dpid)} port {port} "
+            f"(limit {self.config.max_combinations} combinations)"
+        )
+        if unsuppressed:
+            why += ": no room to keep its monitor from duplicate copies or its own traffic"
+        return why
 
     def _on_fabric(
         self,
@@ -383,7 +415,7 @@ class _Compiler:
         # A monitor's own traffic is never copied to it (on its own switch its port is
         # simply not classified): a virtual suppressor, id -policy id, per policy.
         here += [
-            Member(-m.policy_id, {"eth_src": ready[m.policy_id].monitor.mac}, True)
+            Member(-m.policy_id, {"eth_src": ready[m.policy_id].monitor.mac}, True, m.monitor)
             for m in here
             if not m.suppress and not ready[m.policy_id].policy.has_source
         ]
@@ -397,7 +429,10 @@ class _Compiler:
         found: set[int] = set()
         for m in here:
             found.update(j for j in index.overlapping(m.cube) if sources[j].origin != dpid)
-        return [Member(sources[j].pid, sources[j].cube, suppress=True) for j in sorted(found)]
+        return [
+            Member(sources[j].pid, sources[j].cube, True, sources[j].monitor.mac)
+            for j in sorted(found)
+        ]
 
     # --- copy buckets ----------------------------------------------------------------------
 
