@@ -378,10 +378,21 @@ async def _delete_all(url: str, ids: list[int], concurrency: int) -> None:
         await asyncio.gather(*(one(i) for i in ids))
 
 
+REFUSED = "refused"  # pending for good: the compiler refused it (see compiler/overlap.py)
+
+
+def _status(policy: dict[str, Any]) -> str:
+    if policy["status"] == "pending" and "too many overlapping" in policy["status_reason"]:
+        return REFUSED
+    return policy["status"]
+
+
 def statuses(target: LabTarget) -> dict[int, str]:
+    """Each policy's status, with `refused` for a policy the compiler refused at a switch port
+    (combination budget exhausted): that one stays pending until policies change."""
     resp = httpx.get(f"{target.url}/policies", timeout=60)
     resp.raise_for_status()
-    return {p["id"]: p["status"] for p in resp.json()}
+    return {p["id"]: _status(p) for p in resp.json()}
 
 
 def wait_all_active(
@@ -391,6 +402,7 @@ def wait_all_active(
     tick: Callable[[int], None] | None = None,
     interval: float = 0.1,
 ) -> dict[str, int]:
+    """Until every policy is active or refused; how many are in each status then."""
     start = time.monotonic()
     while True:
         try:
@@ -399,10 +411,11 @@ def wait_all_active(
             current = {}
         mine = {i: current.get(i, "missing") for i in ids}
         active = sum(s == "active" for s in mine.values())
+        refused = sum(s == REFUSED for s in mine.values())
         if tick is not None:
-            tick(active)
-        if active == len(ids):
-            return {"active": active}
+            tick(active + refused)
+        if active + refused == len(ids):  # settled: nothing left to wait for
+            return {"active": active} | ({REFUSED: refused} if refused else {})
         if time.monotonic() - start > timeout:
             out: dict[str, int] = {}
             for s in mine.values():
@@ -468,6 +481,8 @@ def throughput(
         "mix": mix(specs),
         "concurrency": concurrency if via == "posts" else 1,
         "all_active": final.get("active", 0) == n,
+        "settled": final.get("active", 0) + final.get(REFUSED, 0) == n,
+        "refused": final.get(REFUSED, 0),
         "final_status": final,
         "posted_s": round(posted, 3),
         "to_active_s": round(to_active, 3),
@@ -530,6 +545,7 @@ def controller_restart(
     return {
         "policies": len(ids),
         "all_active": final.get("active", 0) == len(ids),
+        "refused": final.get(REFUSED, 0),
         "api_up_s": round(api_up, 3),
         "switches_rejoined_s": round(api_up + switches, 3),
         "all_active_s": round(active, 3),
