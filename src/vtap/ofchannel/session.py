@@ -185,9 +185,11 @@ class SwitchSession:
             self._batch_of[xid] = batch
             xids.append(xid)
         try:
+            # One write for the batch: a write per message costs a send() each while the
+            # socket has room. Messages are encoded as they are read (see codec.ChangeMessages).
+            data = b"".join(codec.encode(msg, xid) for xid, msg in zip(xids, msgs, strict=True))
             async with self._write_lock:
-                for xid, msg in zip(xids, msgs, strict=True):
-                    self._writer.write(codec.encode(msg, xid))
+                self._writer.write(data)
                 await self._writer.drain()
             await self._await_reply(codec.barrier_request(), multipart=False)
         finally:
