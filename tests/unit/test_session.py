@@ -11,7 +11,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from vtap.compiler.rules import FlowRule, Match, Output
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
-from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
+from vtap.ofchannel.session import ENCODE_CHUNK, BatchError, SessionClosed, SwitchSession
 
 P = codec.codec_parser()
 
@@ -154,3 +154,29 @@ async def test_a_stalled_switch_does_not_block_another() -> None:
         await task
     finally:
         await server.close()
+
+
+async def test_a_large_batch_lets_the_loop_run_and_still_names_the_failed_message() -> None:
+    """Encoding thousands of messages takes seconds: other work must get turns meanwhile, and
+    the message numbers in a BatchError still count from the start of the whole batch."""
+    switch = FakeSwitch()
+    session, task = await _connect(switch)
+    n = 3 * ENCODE_CHUNK + 7
+    batch = [codec.flow_add(_rule(0)) for _ in range(n - 1)] + [codec.flow_add(_rule(7))]
+    turns = 0  # turns the loop gave other work before the switch saw the first message
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not switch.flow_mods:
+            turns += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(other_work())
+    with pytest.raises(BatchError) as info:
+        await session.apply(batch)
+    ticker.cancel()
+    assert list(info.value.failures) == [n - 1]
+    assert len(switch.flow_mods) == n
+    assert turns >= 3  # one between each two chunks
+    session.close()
+    await task

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 
+ENCODE_CHUNK = 500  # messages encoded between two yields to the event loop (~30 ms of CPU)
+
 log = logging.getLogger(__name__)
 
 Event = m.PacketIn | m.PortStatus | m.FlowRemoved | m.Error
@@ -186,8 +188,17 @@ class SwitchSession:
             xids.append(xid)
         try:
             # One write for the batch: a write per message costs a send() each while the
-            # socket has room. Messages are encoded as they are read (see codec.ChangeMessages).
-            data = b"".join(codec.encode(msg, xid) for xid, msg in zip(xids, msgs, strict=True))
+            # socket has room. Messages are encoded as they are read (see codec.ChangeMessages),
+            # ENCODE_CHUNK at a time with a yield in between: a batch of thousands takes
+            # seconds of CPU, and meanwhile other switches, echo requests, LLDP and the API
+            # must still be served.
+            parts: list[bytes] = []
+            for start in range(0, len(xids), ENCODE_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                chunk = range(start, min(start + ENCODE_CHUNK, len(xids)))
+                parts.append(b"".join(codec.encode(msgs[i], xids[i]) for i in chunk))
+            data = b"".join(parts)
             async with self._write_lock:
                 self._writer.write(data)
                 await self._writer.drain()
