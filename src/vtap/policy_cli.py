@@ -225,11 +225,13 @@ def build_policy_app() -> typer.Typer:
         client = ApiClient(api)
         current = {p["name"]: p for p in client.call("GET", "/policies")}
         created = changed = removed = unchanged = 0
-        for name, p in current.items():
-            if name not in wanted:
-                client.call("DELETE", f"/policies/{p['id']}")
-                typer.echo(f"removed  {name}")
-                removed += 1
+        gone = [p for name, p in current.items() if name not in wanted]
+        for start in range(0, len(gone), BULK_LIMIT):
+            chunk = gone[start : start + BULK_LIMIT]
+            client.call("POST", "/policies/bulk-delete", {"ids": [p["id"] for p in chunk]})
+            for p in chunk:
+                typer.echo(f"removed  {p['name']}")
+            removed += len(chunk)
         for name, spec in wanted.items():
             body = spec.model_dump(mode="json")
             if name not in current:

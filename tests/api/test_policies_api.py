@@ -497,6 +497,27 @@ async def test_bulk_without_policies_is_422(client: httpx.AsyncClient, body: obj
     assert await count(client) == 0
 
 
+async def test_bulk_delete_removes_all_or_none(
+    client: httpx.AsyncClient, controller: Controller
+) -> None:
+    observe_fabric(controller, Fabric(spines=2, leaves=2, hosts_per_leaf=2))
+    bodies = [spec_body(f"d{i}", dst_port=2000 + i) for i in range(4)]
+    created = (await client.post(BULK, json={"policies": bodies})).json()
+    ids = [p["id"] for p in created]
+    resp = await client.post(f"{POLICIES}/bulk-delete", json={"ids": [ids[0], 999]})
+    assert resp.status_code == 404, resp.text
+    assert "999" in resp.json()["detail"]
+    assert await count(client) == 4
+    resp = await client.post(f"{POLICIES}/bulk-delete", json={"ids": ids[:3]})
+    assert resp.status_code == 204, resp.text
+    assert [p["id"] for p in (await client.get(POLICIES)).json()] == ids[3:]
+    # Their rules are gone from the plan in the same round; the fourth's stay.
+    assert not any(controller.policies.plan.rules_for(i) for i in ids[:3])
+    assert controller.policies.plan.rules_for(ids[3])
+    resp = await client.post(f"{POLICIES}/bulk-delete", json={"ids": []})
+    assert resp.status_code == 422, resp.text
+
+
 # ------------------------------------------------------------------------------ rules, stats
 
 

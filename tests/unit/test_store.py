@@ -130,6 +130,16 @@ def test_add_many_is_all_or_nothing_and_names_the_item(
     assert repo.add_many([spec("a", dst=2)], T1)[0].id == 2  # the failed batch used no id
 
 
+def test_delete_many_is_all_or_nothing(repo: PolicyRepository) -> None:
+    a, b, c = repo.add_many([spec("a", dst=2), spec("b", dst=4), spec("c", dst=5)], T0)
+    with pytest.raises(PolicyNotFound) as err:
+        repo.delete_many([a.id, 99, c.id])
+    assert err.value.policy_id == 99
+    assert repo.list() == [a, b, c]
+    repo.delete_many([c.id, a.id])
+    assert repo.list() == [b]
+
+
 def test_update(repo: PolicyRepository) -> None:
     a = repo.add(spec("a", 2), T0)
     b = repo.add(spec("b", 4), T0)

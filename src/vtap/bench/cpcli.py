@@ -63,7 +63,7 @@ def run(
                 ctx = _external(labrun.LabTarget(api.rstrip("/"), plan))
             with ctx as target:
                 labrun.prepare(target, say)
-                labrun.delete_everything(target, concurrency)
+                labrun.delete_everything(target)
                 section: dict[str, Any] = {
                     "plan": {
                         "spines": plan.spines,

@@ -219,6 +219,15 @@ class PolicyService:
         self._errors.pop(policy_id, None)
         await self._reconciler.wait(self._reconciler.request(urgent=True), APPLY_WAIT)
 
+    async def delete_many(self, policy_ids: list[int]) -> None:
+        """All of them or none; one install round for the lot."""
+        self._store.delete_many(policy_ids)
+        for policy_id in policy_ids:
+            self._status.pop(policy_id, None)
+            self._errors.pop(policy_id, None)
+        log.info("%d policies deleted", len(policy_ids))
+        await self._reconciler.wait(self._reconciler.request(urgent=True), APPLY_WAIT)
+
     def rules(self, policy_id: int) -> PolicyRules:
         policy = self.get(policy_id)
         switches = []

@@ -97,6 +97,10 @@ class PolicyRepository(Protocol):
         """Remove a policy, or PolicyNotFound."""
         ...
 
+    def delete_many(self, policy_ids: Sequence[int]) -> None:
+        """Remove all of them or none: PolicyNotFound names the first unknown id."""
+        ...
+
     def get_tags(self) -> dict[str, int]:
         """Copy-tag allocations (key → VLAN id), as last set."""
         ...

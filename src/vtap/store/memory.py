@@ -79,6 +79,12 @@ class MemoryPolicyRepository:
         self.get(policy_id)
         del self._policies[policy_id]
 
+    def delete_many(self, policy_ids: Sequence[int]) -> None:
+        for policy_id in policy_ids:
+            self.get(policy_id)
+        for policy_id in policy_ids:
+            self._policies.pop(policy_id, None)
+
     def get_tags(self) -> dict[str, int]:
         return dict(self._tags)
 

@@ -220,6 +220,15 @@ class SqlitePolicyRepository:
                 raise PolicyNotFound(policy_id)
         self._policies.pop(policy_id, None)
 
+    def delete_many(self, policy_ids: Sequence[int]) -> None:
+        for policy_id in policy_ids:
+            if policy_id not in self._policies:
+                raise PolicyNotFound(policy_id)
+        with self._write() as db:
+            db.executemany("DELETE FROM policies WHERE id = ?", [(i,) for i in policy_ids])
+        for policy_id in policy_ids:
+            self._policies.pop(policy_id, None)
+
     # --- tags -----------------------------------------------------------------------------
 
     def get_tags(self) -> dict[str, int]:

@@ -61,6 +61,26 @@ async def create_policies(batch: PolicyBatch, policies: PoliciesDep) -> list[Pol
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
 
+class PolicyIds(BaseModel):
+    """Policies removed together: all or none, in one round."""
+
+    ids: list[int] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@router.post(
+    "/bulk-delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "An id names no policy (nothing was deleted)"}},
+)
+async def delete_policies(batch: PolicyIds, policies: PoliciesDep) -> Response:
+    """Delete many policies at once; an unknown id is 404 naming it, and nothing is deleted."""
+    try:
+        await policies.delete_many(list(dict.fromkeys(batch.ids)))
+    except PolicyNotFound as exc:
+        raise _not_found(exc) from exc
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.get("", response_model=list[Policy])
 def list_policies(policies: PoliciesDep) -> list[Policy]:
     return policies.list()
