@@ -233,9 +233,9 @@ def build_policy_app() -> typer.Typer:
                 typer.echo(f"removed  {p['name']}")
             removed += len(chunk)
         for name, spec in wanted.items():
-            body = spec.model_dump(mode="json")
             if name not in current:
                 continue
+            body = spec.model_dump(mode="json")
             if {k: current[name].get(k) for k in SPEC_FIELDS} != body:
                 client.call("PATCH", f"/policies/{current[name]['id']}", body)
                 typer.echo(f"changed  {name}")

@@ -27,6 +27,7 @@ import httpx
 
 from vtap.bench.workload import FIRST_PORT, mix, policy_specs
 from vtap.compiler.pipeline import Owner, owner_of
+from vtap.compiler.tap import REFUSED_OVERLAP
 from vtap.errors import VtapError
 from vtap.lab.ctlproc import vtap_command
 from vtap.lab.topo import LeafSpinePlan
@@ -371,7 +372,7 @@ REFUSED = "refused"  # pending for good: the compiler refused it (see compiler/o
 
 
 def _status(policy: dict[str, Any]) -> str:
-    if policy["status"] == "pending" and "too many overlapping" in policy["status_reason"]:
+    if policy["status"] == "pending" and policy["status_reason"].startswith(REFUSED_OVERLAP):
         return REFUSED
     return policy["status"]
 

@@ -109,6 +109,7 @@ from vtap.packets import ETH_TYPE_IPV4
 from vtap.topology.graph import Topology
 
 __all__ = [
+    "REFUSED_OVERLAP",
     "HostLookup",
     "PlanState",
     "PolicyPlan",
@@ -118,6 +119,9 @@ __all__ = [
     "compile_tap",
 ]
 
+# How a refusal at the combination bound starts (PlanState.PENDING reason): a refused policy
+# stays pending until the policies change, which tools waiting for `active` need to tell apart.
+REFUSED_OVERLAP = "too many overlapping policies"
 _HASHED_GROUPS = 0x800000  # upper half of the group range: combinations and hairpin variants
 FlowId = tuple[int, int, Match]
 _GroupKey = tuple[tuple[int, ...], int]  # (owners, bucket list id)
@@ -395,7 +399,7 @@ class _Compiler:
         """Why a policy was refused at this port: it did not fit, or the rule that keeps its
         monitor from a second copy (or from copies of its own traffic) did not."""
         why = (
-            f"too many overlapping policies on {self.view.label(dpid)} port {port} "
+            f"{REFUSED_OVERLAP} on {self.view.label(dpid)} port {port} "
             f"(limit {self.config.max_combinations} combinations)"
         )
         if unsuppressed:

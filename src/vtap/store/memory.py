@@ -34,30 +34,22 @@ class MemoryPolicyRepository:
 
     def add(self, spec: PolicySpec, now: datetime) -> Policy:
         self._check_unique(spec, None)
+        return self._insert(spec, now)
+
+    def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
+        check_batch(specs)
+        for index, spec in enumerate(specs):
+            try:
+                self._check_unique(spec, None)
+            except (DuplicatePolicy, DuplicateName) as exc:
+                raise BatchConflict(index, str(exc)) from exc
+        return [self._insert(spec, now) for spec in specs]
+
+    def _insert(self, spec: PolicySpec, now: datetime) -> Policy:
         self._last_id += 1
         policy = Policy.stored(self._last_id, spec, now, now)
         self._policies[policy.id] = policy
         return policy
-
-    def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
-        check_batch(specs)
-        identities = {p.identity(): p.id for p in self._policies.values()}
-        names = {p.name: p.id for p in self._policies.values()}
-        for index, spec in enumerate(specs):
-            try:
-                if spec.identity() in identities:
-                    raise DuplicatePolicy(identities[spec.identity()])
-                if spec.name in names:
-                    raise DuplicateName(spec.name, names[spec.name])
-            except (DuplicatePolicy, DuplicateName) as exc:
-                raise BatchConflict(index, str(exc)) from exc
-        added = []
-        for spec in specs:
-            self._last_id += 1
-            policy = Policy.stored(self._last_id, spec, now, now)
-            self._policies[policy.id] = policy
-            added.append(policy)
-        return added
 
     def get(self, policy_id: int) -> Policy:
         try:
