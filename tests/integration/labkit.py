@@ -32,6 +32,14 @@ def vtap(
     )
 
 
+# Run a command as nobody (not root), still able to read the checkout: CI's clone sits in a
+# `mktemp -d` directory (mode 0700) that nobody could not even enter otherwise.
+AS_NOBODY = [
+    "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+]  # fmt: skip
+
+
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     """Assert the operator-facing error contract and return the message."""
     assert proc.returncode != 0, proc.stdout

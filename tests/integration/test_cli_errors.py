@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.labkit import one_line_error, vtap
+from tests.integration.labkit import AS_NOBODY, one_line_error, vtap
 
 
 def _free_port() -> int:
@@ -45,9 +45,8 @@ def test_malformed_api_address_is_reported() -> None:
 
 
 def test_lab_needs_root(tmp_path: Path) -> None:
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     proc = subprocess.run(
-        [*nobody, sys.executable, "-m", "vtap", "lab", "up", "--detach"],
+        [*AS_NOBODY, sys.executable, "-m", "vtap", "lab", "up", "--detach"],
         capture_output=True,
         text=True,
         env=os.environ | {"VTAP_STATE_DIR": str(tmp_path)},

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.labkit import AS_NOBODY
 from vtap.lab.topo import LeafSpinePlan
 
 pytestmark = pytest.mark.integration
@@ -318,9 +319,8 @@ def test_operator_errors_are_one_line(env: Env) -> None:
     no_tools = env.environ | {"PATH": "/nonexistent"}
     missing = one_line_error(env.vtap("ovs", "up", env=no_tools))
     assert "ovs-vsctl not found; install the Debian package openvswitch-switch" in missing
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     done = subprocess.run(
-        [*nobody, sys.executable, "-m", "vtap", "lab", "up", "--detach"],
+        [*AS_NOBODY, sys.executable, "-m", "vtap", "lab", "up", "--detach"],
         capture_output=True,
         text=True,
         env=env.environ,

@@ -195,6 +195,30 @@ def test_seed_tap1_across_the_fabric_and_delete_leaves_nothing(
     run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=80), not_copied_to=(3,))
 
 
+def test_bulk_created_policies_copy_and_bulk_delete_leaves_nothing(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    bodies = [
+        {"name": "bulk-a", "src_ip": ip(1), "ip_proto": 17, "dst_port": 7001,
+         "monitor_ip": ip(16)},
+        {"name": "bulk-b", "src_ip": ip(5), "ip_proto": 17, "dst_port": 7002,
+         "monitor_ip": ip(12)},
+    ]  # fmt: skip
+    resp = api.post("/policies/bulk", json={"policies": bodies})
+    assert resp.status_code == 201, resp.text
+    ids = [p["id"] for p in resp.json()]
+    policies.extend(ids)
+    for pid in ids:
+        wait_active(api, pid)
+    run_case(tmp_path, 1, 3, spec(1, 3, dport=7001), copied_to=(16,), not_copied_to=(12,))
+    run_case(tmp_path, 5, 7, spec(5, 7, dport=7002), copied_to=(12,), not_copied_to=(16,))
+    resp = api.post("/policies/bulk-delete", json={"ids": ids})
+    assert resp.status_code == 204, resp.text
+    policies.clear()
+    assert all(policy_traces(lab, pid) == [] for pid in ids)
+    run_case(tmp_path, 1, 3, spec(1, 3, dport=7001), not_copied_to=(16,))
+
+
 def test_monitor_across_the_fabric(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
     create(api, policies, name="far", src_ip=ip(3), dst_ip=ip(4), monitor_ip=ip(16))
     run_case(tmp_path, 3, 4, spec(3, 4, dport=5002), copied_to=(16,))
