@@ -7,10 +7,10 @@ from typing import Any
 
 from tests.sim.walker import Network, Packet, WalkResult
 from tests.unit.leafspine import Fabric
-from vtap.compiler import tags as tagalloc
+from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.forwarding import base_rules, path_rules
-from vtap.compiler.tags import TapConfig
-from vtap.compiler.tap import TapPlan, compile_tap
+from vtap.compiler.tap import TapPlan, build, snapshot
+from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import FlowKey, PortRef
 from vtap.domain.policy import Policy, PolicySpec
 from vtap.topology import HostTracker, host_path
@@ -35,11 +35,13 @@ class Lab:
         for i in range(1, self.n_hosts + 1):
             self.hosts.observe(mac(i), ip(i), self.fab.host_port(i), 0.0)
         self.config = config or TapConfig()
-        self.tags: dict[str, int] = {}
+        self.tags: dict[str, int] = {}  # every allocation (labels, slots, tables) by record
         self._next_id = 0
 
     def port(self, host: int) -> PortRef:
-        return self.fab.host_port(host)
+        """Where host h<n> is now (hosts may have moved since the lab was built)."""
+        found = self.hosts.by_mac(mac(host)) if host < 256 else None
+        return found.location if found is not None else self.fab.host_port(host)
 
     def policy(self, **fields: Any) -> Policy:
         self._next_id += 1
@@ -47,12 +49,16 @@ class Lab:
         return Policy.stored(self._next_id, PolicySpec.model_validate(fields), T0, T0)
 
     def compile(self, *policies: Policy) -> TapPlan:
-        """Compile, allocate the tags it asks for, compile again (as the controller does)."""
-        plan = compile_tap(policies, self.topo, self.hosts, self.tags, self.config)
-        if plan.missing_tags(self.tags):
-            self.tags = tagalloc.allocate(self.tags, plan.tags_needed, self.config)
-            plan = compile_tap(policies, self.topo, self.hosts, self.tags, self.config)
-        return plan
+        """A full build with the allocations kept from earlier compiles (as after a restart)."""
+        allocations = Allocations(self.config, self.tags)
+        compiler = build(policies, TopologyView(self.topo), self.hosts, allocations)
+        self.tags = allocations.snapshot()
+        return snapshot(compiler)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """Copy-label allocations only (copy key → MPLS label)."""
+        return {k: v for k, v in self.tags.items() if k.startswith(("monitor:", "policy:"))}
 
     def packet(
         self,
@@ -96,6 +102,18 @@ class Lab:
         assert result.at(self.port(dst)) == [pkt], result
         for m in monitors:
             assert m != dst
+            assert result.at(self.port(m)) == [pkt], (m, result)
+        assert len(result.deliveries) == 1 + len(monitors), result.deliveries
+        assert not result.to_controller
+
+    def assert_copies(self, result: WalkResult, pkt: Packet, dst: int, monitors: set[int]) -> None:
+        """As assert_delivered, but the destination may be one of the monitors: then it gets
+        the packet and one identical copy."""
+        if dst not in monitors:
+            self.assert_delivered(result, pkt, dst, monitors)
+            return
+        assert result.at(self.port(dst)) == [pkt, pkt], result
+        for m in monitors - {dst}:
             assert result.at(self.port(m)) == [pkt], (m, result)
         assert len(result.deliveries) == 1 + len(monitors), result.deliveries
         assert not result.to_controller

@@ -8,15 +8,17 @@ delivered, and packets that match no policy produce no copy.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
 from tests.sim.walker import Packet
-from vtap.compiler.rules import ReservedPort, ToGroup
 from vtap.compiler.tap import PlanState
 from vtap.domain.network import FlowKey
 from vtap.domain.policy import Policy
+from vtap.openflow.pipeline import TABLE_COPY
+from vtap.openflow.rules import Output, ReservedPort
 from vtap.topology import host_path
 
 # Lab hosts: h1, h2 on leaf 1; h3, h4 on leaf 2; ... h15, h16 on leaf 8.
@@ -31,7 +33,7 @@ def test_1_source_and_monitor_on_one_leaf(lab: Lab) -> None:
     tap = lab.policy(src_ip=ip(1), dst_ip=ip(3), monitor_mac=mac(2), ip_proto=6, dst_port=80)
     plan = lab.compile(tap)
     assert plan.policies[tap.id].state == PlanState.READY
-    assert not lab.tags  # the copy never leaves leaf 1: no tag needed
+    assert not lab.labels  # the copy never leaves leaf 1: no label needed
     pkt = lab.packet(1, 3)
     lab.assert_delivered(lab.send(plan, 1, pkt, 3), pkt, 3, {2})
     # destination on the same leaf too
@@ -104,7 +106,7 @@ def test_6_rewrite_delivery_restores_the_original(lab: Lab, monitor: int) -> Non
     pkt = lab.packet(1, 3)
     lab.assert_delivered(lab.send(plan, 1, pkt, 3), pkt, 3, {monitor})
     if monitor == 14:
-        assert f"policy:{tap.id}" in lab.tags
+        assert f"policy:{tap.id}" in lab.labels
 
 
 def test_6_both_modes_side_by_side(lab: Lab) -> None:
@@ -122,7 +124,7 @@ def test_7_two_policies_share_a_monitor(lab: Lab) -> None:
     a = lab.policy(src_ip=ip(1), monitor_mac=mac(16))
     b = lab.policy(src_ip=ip(6), monitor_mac=mac(16))
     plan = lab.compile(a, b)
-    assert len(lab.tags) == 1  # one tag per monitor, not per policy
+    assert len(lab.labels) == 1  # one label per monitor, not per policy
     for src, dst in ((1, 3), (6, 2)):
         pkt = lab.packet(src, dst)
         lab.assert_delivered(lab.send(plan, src, pkt, dst), pkt, dst, {16})
@@ -189,23 +191,19 @@ def test_8_genuine_traffic_to_the_monitor_is_untouched(lab: Lab) -> None:
 
 
 def test_9_a_host_cannot_forge_a_copy(lab: Lab) -> None:
+    """Frames that carry the monitor's copy label are taken for copies only when they come
+    from the fabric: from a host port they are just frames, and vtap forwards no MPLS."""
     plan = lab.compile(lab.policy(src_ip=ip(1), monitor_mac=mac(9)))
-    (tag,) = lab.tags.values()
-    for tpid in (0x88A8, 0x8100):
-        for sender in (5, 10, 1):
-            forged = Packet(
-                eth_src=mac(sender),
-                eth_dst=mac(9),
-                vlans=((tpid, tag),),
-                ipv4_src=ip(sender),
-                ipv4_dst=ip(9),
-                ip_proto=17,
-                src_port=1,
-                dst_port=2,
-            )
+    label = lab.labels[f"monitor:{mac(9)}"]
+    genuine = lab.packet(1, 3)
+    lab.assert_delivered(lab.send(plan, 1, genuine, 3), genuine, 3, {9})  # the label works
+    for sender in (5, 10, 1):
+        for tc in range(8):
+            inner = lab.packet(sender, 9, proto=17)
+            forged = replace(inner, eth_type=0x8847, mpls=((label, tc, inner.eth_type),))
             result = lab.send(plan, sender, forged, 9)
-            assert result.deliveries == []
-            assert result.drops
+            assert result.deliveries == []  # (an MPLS frame matches no IPv4 policy: no copy)
+            assert not result.to_controller
 
 
 def test_10_destination_only_policy_uses_in_port_toward_the_monitor(lab: Lab) -> None:
@@ -215,19 +213,11 @@ def test_10_destination_only_policy_uses_in_port_toward_the_monitor(lab: Lab) ->
     hairpins = [
         r
         for r in plan.flows[leaf2]
-        if r.actions
-        and isinstance(r.actions[0], ToGroup)
-        and any(
-            a.port == ReservedPort.IN_PORT
-            for g in plan.groups[leaf2]
-            if g.group_id == r.actions[0].group_id
-            for b in g.buckets
-            for a in b.actions
-            if hasattr(a, "port")
-        )
+        if r.table_id == TABLE_COPY and Output(ReservedPort.IN_PORT) in r.actions
     ]
     assert len(hairpins) == 1  # exactly the fabric port that is also the way to the monitor
     hairpin_port = hairpins[0].match.in_port
+    assert hairpin_port is not None
     reached_back = 0
     for src in range(1, lab.n_hosts + 1):
         if src in (3, 5):

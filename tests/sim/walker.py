@@ -8,12 +8,18 @@ by any other port is a delivery to the host there.
 
 OpenFlow details modelled because the TAP design depends on them:
 * output to the ingress port is dropped unless it is written as IN_PORT;
-* an ALL group runs every bucket on its own copy of the packet;
+* an ALL group runs every bucket on its own copy of the packet and of its registers;
 * `Resubmit(table)` looks the packet up in that table and runs the entry there (an action, so it
-  works inside a bucket), `goto_table` continues the pipeline after the apply-actions;
+  works inside a bucket); a miss there does nothing, and what the entry changed (registers)
+  stays changed; `goto_table` continues the pipeline after the apply-actions (forward only);
+* registers reg0..reg15 and metadata start at 0 on every switch, `LoadReg` writes the bits of
+  its mask, `write_metadata` the bits of its mask, `MoveBits` copies register bits into a field;
 * `vlan_vid` matches the outermost tag (0x1000 | VID, whatever its TPID; 0 = untagged),
   `eth_type` is the type after all tags (OVS with vlan-limit 0), push_vlan copies the VID of
-  the tag it covers (OF 1.3), set_field vlan_vid changes the outermost tag.
+  the tag it covers (OF 1.3), set_field vlan_vid changes the outermost tag;
+* push_mpls goes after the VLAN tags (as Open vSwitch does), makes the packet MPLS (no IP
+  field matches any more) and remembers what it covered; pop_mpls sets the type it is told,
+  so a wrong one shows as a changed packet;
 * two entries of equal, highest priority that both match are an error here (OpenFlow leaves
   the choice undefined), so an ambiguous rule set fails the test instead of passing by luck.
 """
@@ -24,22 +30,26 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from vtap.compiler.rules import (
+from vtap.domain.network import PortRef
+from vtap.openflow.rules import (
     OFPVID_PRESENT,
     Action,
     FlowRule,
     GroupRule,
     GroupType,
+    LoadReg,
     Match,
+    MoveBits,
     Output,
+    PopMpls,
     PopVlan,
+    PushMpls,
     PushVlan,
     ReservedPort,
     Resubmit,
     SetField,
     ToGroup,
 )
-from vtap.domain.network import PortRef
 from vtap.topology import Topology
 
 MAX_HOPS = 32
@@ -59,6 +69,20 @@ class Packet:
     ip_proto: int | None = None
     src_port: int = 0
     dst_port: int = 0
+    mpls: tuple[tuple[int, int, int], ...] = ()  # (label, tc, the type it covers), outermost first
+
+
+@dataclass(frozen=True, slots=True)
+class Regs:
+    """A packet's pipeline registers on one switch (never on the wire)."""
+
+    regs: tuple[int, ...] = (0,) * 16
+    metadata: int = 0
+
+    def load(self, reg: int, value: int, mask: int) -> Regs:
+        regs = list(self.regs)
+        regs[reg] = (regs[reg] & ~mask) | (value & mask)
+        return replace(self, regs=tuple(regs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +113,20 @@ def _ip_in(value: str, addr: str) -> bool:
     return ipaddress.IPv4Address(addr) in ipaddress.IPv4Network(value, strict=False)
 
 
-def matches(m: Match, pkt: Packet, in_port: int) -> bool:
+def matches(m: Match, pkt: Packet, in_port: int, regs: Regs = Regs()) -> bool:
     if m.in_port is not None and m.in_port != in_port:
         return False
+    for reg, value, mask in m.regs:
+        if regs.regs[reg] & mask != value:
+            return False
+    if m.metadata is not None and regs.metadata & m.metadata[1] != m.metadata[0]:
+        return False
+    if m.mpls_label is not None or m.mpls_tc is not None:
+        if pkt.eth_type != 0x8847 or not pkt.mpls:
+            return False
+        label, tc, _ = pkt.mpls[0]
+        if m.mpls_label not in (None, label) or m.mpls_tc not in (None, tc):
+            return False
     if m.eth_src is not None and m.eth_src != pkt.eth_src:
         return False
     if m.eth_dst is not None and m.eth_dst != pkt.eth_dst:
@@ -124,6 +159,16 @@ def matches(m: Match, pkt: Packet, in_port: int) -> bool:
 
 
 def _set_field(pkt: Packet, name: str, value: int | str) -> Packet:
+    if name in ("mpls_label", "mpls_tc"):
+        if pkt.eth_type != 0x8847 or not pkt.mpls:
+            raise SimError(f"set_field {name} on a packet without MPLS")
+        label, tc, covered = pkt.mpls[0]
+        top = (
+            (int(value), tc, covered) if name == "mpls_label" else (label, int(value) & 7, covered)
+        )
+        return replace(pkt, mpls=(top, *pkt.mpls[1:]))
+    if name in ("ipv4_src", "ipv4_dst") and pkt.eth_type != 0x0800:
+        raise SimError(f"set_field {name} on a non-IPv4 packet")
     if name == "vlan_vid":
         if not pkt.vlans:
             raise SimError("set_field vlan_vid on an untagged packet")
@@ -144,12 +189,12 @@ class Switch:
             rules.sort(key=lambda r: -r.priority)
         self.groups = {g.group_id: g for g in groups}
 
-    def lookup(self, table_id: int, pkt: Packet, in_port: int) -> FlowRule | None:
+    def lookup(self, table_id: int, pkt: Packet, in_port: int, regs: Regs) -> FlowRule | None:
         best: FlowRule | None = None
         for rule in self.tables.get(table_id, []):
             if best is not None and rule.priority < best.priority:
                 break
-            if matches(rule.match, pkt, in_port):
+            if matches(rule.match, pkt, in_port, regs):
                 if best is not None:
                     raise AmbiguousMatch(f"{self.dpid:#x} table {table_id}: {best} / {rule}")
                 best = rule
@@ -176,7 +221,8 @@ class Network:
             if hops > MAX_HOPS:
                 raise SimError(f"packet loops: {p} at {where}")
             emitted: list[tuple[int, Packet]] = []
-            self._table(self.switches[where.dpid], 0, p, where.port_no, emitted, result, 0)
+            sw = self.switches[where.dpid]
+            self._table(sw, 0, p, Regs(), where.port_no, emitted, result, 0, resubmit=False)
             for port, out in emitted:
                 ref = PortRef(where.dpid, port)
                 peer = self.topology.peer(ref)
@@ -191,37 +237,56 @@ class Network:
         sw: Switch,
         table_id: int,
         pkt: Packet,
+        regs: Regs,
         in_port: int,
         emitted: list[tuple[int, Packet]],
         result: WalkResult,
         depth: int,
-    ) -> Packet:
-        if depth > 8:
+        *,
+        resubmit: bool,
+    ) -> tuple[Packet, Regs]:
+        if depth > 16:
             raise SimError("resubmit/goto recursion too deep")
-        rule = sw.lookup(table_id, pkt, in_port)
+        rule = sw.lookup(table_id, pkt, in_port, regs)
         if rule is None:
-            result.drops.append(f"{sw.dpid:#x}: table {table_id} miss")
-            return pkt
-        if not rule.actions and rule.goto_table is None:
-            result.drops.append(f"{sw.dpid:#x}: dropped by {rule.match}")
-            return pkt
-        pkt = self._apply(sw, rule.actions, pkt, in_port, emitted, result, depth)
+            if not resubmit:
+                result.drops.append(f"{sw.dpid:#x}: table {table_id} miss")
+            return pkt, regs
+        if not rule.actions and rule.goto_table is None and rule.write_metadata is None:
+            if not resubmit:
+                result.drops.append(f"{sw.dpid:#x}: dropped by {rule.match}")
+            return pkt, regs
+        pkt, regs = self._apply(sw, rule.actions, pkt, regs, in_port, emitted, result, depth)
+        if rule.write_metadata is not None:
+            value, mask = rule.write_metadata
+            regs = replace(regs, metadata=(regs.metadata & ~mask) | (value & mask))
         if rule.goto_table is not None:
             if rule.goto_table <= table_id:
                 raise SimError("goto_table must go forward")
-            pkt = self._table(sw, rule.goto_table, pkt, in_port, emitted, result, depth + 1)
-        return pkt
+            return self._table(
+                sw,
+                rule.goto_table,
+                pkt,
+                regs,
+                in_port,
+                emitted,
+                result,
+                depth + 1,
+                resubmit=resubmit,
+            )
+        return pkt, regs
 
     def _apply(
         self,
         sw: Switch,
         actions: Iterable[Action],
         pkt: Packet,
+        regs: Regs,
         in_port: int,
         emitted: list[tuple[int, Packet]],
         result: WalkResult,
         depth: int,
-    ) -> Packet:
+    ) -> tuple[Packet, Regs]:
         for action in actions:
             match action:
                 case Output(port=port):
@@ -236,7 +301,21 @@ class Network:
                     else:
                         emitted.append((port, pkt))
                 case SetField(field=name, value=value):
+                    if name.startswith("reg"):
+                        raise SimError("registers are written with LoadReg")
                     pkt = _set_field(pkt, name, value)
+                case LoadReg(reg=reg, value=value, mask=mask):
+                    regs = regs.load(reg, value, mask)
+                case MoveBits(src=src, dst=dst, n_bits=n, src_ofs=so, dst_ofs=do):
+                    if not src.startswith("reg"):
+                        raise SimError(f"move from {src} not modelled")
+                    bits = (regs.regs[int(src[3:])] >> so) & ((1 << n) - 1)
+                    if dst.startswith("reg"):
+                        regs = regs.load(int(dst[3:]), bits << do, ((1 << n) - 1) << do)
+                    elif dst == "mpls_tc" and do == 0 and n <= 3:
+                        pkt = _set_field(pkt, "mpls_tc", bits)
+                    else:
+                        raise SimError(f"move to {dst} not modelled")
                 case PushVlan(ethertype=tpid):
                     vid = pkt.vlans[0][1] if pkt.vlans else 0
                     pkt = replace(pkt, vlans=((tpid, vid), *pkt.vlans))
@@ -244,6 +323,16 @@ class Network:
                     if not pkt.vlans:
                         raise SimError("pop_vlan on an untagged packet")
                     pkt = replace(pkt, vlans=pkt.vlans[1:])
+                case PushMpls(ethertype=ethertype):
+                    if ethertype != 0x8847:
+                        raise SimError("only MPLS unicast is modelled")
+                    # OVS copies the IP TTL (none modelled); label and TC start at 0
+                    pkt = replace(pkt, eth_type=0x8847, mpls=((0, 0, pkt.eth_type), *pkt.mpls))
+                case PopMpls(ethertype=ethertype):
+                    if pkt.eth_type != 0x8847 or not pkt.mpls:
+                        raise SimError("pop_mpls on a packet without MPLS")
+                    rest = pkt.mpls[1:]
+                    pkt = replace(pkt, eth_type=0x8847 if rest else ethertype, mpls=rest)
                 case ToGroup(group_id=gid):
                     group = sw.groups.get(gid)
                     if group is None:
@@ -251,9 +340,11 @@ class Network:
                     if group.group_type != GroupType.ALL:
                         raise SimError("only ALL groups are modelled")
                     for bucket in group.buckets:
-                        self._apply(sw, bucket.actions, pkt, in_port, emitted, result, depth)
+                        self._apply(sw, bucket.actions, pkt, regs, in_port, emitted, result, depth)
                 case Resubmit(table_id=table_id):
-                    pkt = self._table(sw, table_id, pkt, in_port, emitted, result, depth + 1)
+                    pkt, regs = self._table(
+                        sw, table_id, pkt, regs, in_port, emitted, result, depth + 1, resubmit=True
+                    )
                 case _:
                     raise SimError(f"action {action} not modelled")
-        return pkt
+        return pkt, regs

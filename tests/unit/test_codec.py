@@ -9,8 +9,8 @@ import pytest
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from vtap.compiler.pipeline import Owner, cookie
-from vtap.compiler.rules import (
+from vtap.openflow.pipeline import Owner, cookie
+from vtap.openflow.rules import (
     Bucket,
     FlowRule,
     GroupRule,

@@ -21,8 +21,8 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from tests.unit.leafspine import Fabric
 from tests.unit.test_session import FakeSwitch, _connect
 from vtap.bench.workload import policy_specs
-from vtap.compiler.diff import ChangeSet
-from vtap.compiler.rules import (
+from vtap.openflow.diff import ChangeSet
+from vtap.openflow.rules import (
     NO_BUFFER,
     Action,
     Bucket,

@@ -6,7 +6,7 @@ import pytest
 
 from tests.unit.leafspine import Fabric
 from vtap.compiler.forwarding import base_rules, flow_key_of, flow_match, path_rules
-from vtap.compiler.pipeline import (
+from vtap.openflow.pipeline import (
     PRIO_ARP_TRAP,
     PRIO_IPV4_TRAP,
     PRIO_LLDP_TRAP,
@@ -18,7 +18,7 @@ from vtap.compiler.pipeline import (
     cookie,
     owner_of,
 )
-from vtap.compiler.rules import FlowRule, Match, Output, ReservedPort
+from vtap.openflow.rules import FlowRule, Match, Output, ReservedPort
 from vtap.domain.network import FlowKey
 from vtap.topology import Hop, host_path
 

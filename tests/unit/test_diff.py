@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vtap.compiler.diff import diff
-from vtap.compiler.pipeline import Owner, cookie, owner_of
-from vtap.compiler.rules import Bucket, FlowRule, GroupRule, GroupType, Match, Output
+from vtap.openflow.diff import diff
+from vtap.openflow.pipeline import Owner, cookie, owner_of
+from vtap.openflow.rules import Bucket, FlowRule, GroupRule, GroupType, Match, Output
 
 OURS = cookie(Owner.PIPELINE)
 POLICY_7 = cookie(Owner.POLICY, 7)

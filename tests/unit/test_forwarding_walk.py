@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from tests.unit.leafspine import Fabric, spine_dpid
 from vtap.compiler.forwarding import path_rules
-from vtap.compiler.rules import FlowRule, Output, ReservedPort
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.domain.network import FlowKey, PortRef
 from vtap.topology import Topology, host_path
 

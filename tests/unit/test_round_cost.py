@@ -14,8 +14,8 @@ import pytest
 from tests.sim.lab import Lab, ip, mac
 from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
-from vtap.compiler.pipeline import PRIO_GUARD, Owner, cookie
-from vtap.compiler.rules import FlowRule, Match
+from vtap.openflow.pipeline import PRIO_GUARD, Owner, cookie
+from vtap.openflow.rules import FlowRule, Match
 from vtap.compiler.tap import compile_tap
 from vtap.compiler.topoview import TopologyView
 from vtap.controller import reconciler as reconciler_module

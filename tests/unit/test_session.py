@@ -8,7 +8,7 @@ import struct
 import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from vtap.compiler.rules import FlowRule, Match, Output
+from vtap.openflow.rules import FlowRule, Match, Output
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import ENCODE_CHUNK, BatchError, SessionClosed, SwitchSession

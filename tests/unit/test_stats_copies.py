@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.sim.lab import Lab, ip
-from vtap.compiler.rules import Resubmit
+from vtap.openflow.rules import Resubmit
 from vtap.ofchannel.messages import GroupCounters
 from vtap.stats.copies import CopyTotal, copy_totals
 

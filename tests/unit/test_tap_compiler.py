@@ -7,7 +7,7 @@ import pytest
 from tests.sim.lab import Lab, ip, mac
 from vtap.compiler.ofctl import to_ofctl
 from vtap.compiler.overlap import Member, combine
-from vtap.compiler.pipeline import (
+from vtap.openflow.pipeline import (
     PRIO_COPY_TRANSIT,
     PRIO_GUARD,
     PRIO_LLDP_TRAP,
@@ -18,7 +18,7 @@ from vtap.compiler.pipeline import (
     owner_of,
     owns_group,
 )
-from vtap.compiler.rules import (
+from vtap.openflow.rules import (
     Bucket,
     FlowRule,
     GroupRule,

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from vtap.bench.workload import FIRST_PORT, mix, policy_specs
-from vtap.compiler.pipeline import Owner, owner_of
+from vtap.openflow.pipeline import Owner, owner_of
 from vtap.compiler.tap import REFUSED_OVERLAP
 from vtap.errors import VtapError
 from vtap.lab.ctlproc import vtap_command

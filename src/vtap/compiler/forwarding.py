@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vtap.compiler.pipeline import (
+from vtap.openflow.pipeline import (
     PRIO_ARP_TRAP,
     PRIO_IPV4_TRAP,
     PRIO_LLDP_TRAP,
@@ -21,7 +21,7 @@ from vtap.compiler.pipeline import (
     Owner,
     cookie,
 )
-from vtap.compiler.rules import FlowRule, Match, Output, ReservedPort
+from vtap.openflow.rules import FlowRule, Match, Output, ReservedPort
 from vtap.domain.network import FlowKey
 from vtap.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_LLDP, IP_PROTO_TCP, IP_PROTO_UDP
 from vtap.topology.paths import Hop

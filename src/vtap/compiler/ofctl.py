@@ -6,7 +6,7 @@ ovs-ofctl offers a shorthand (`tcp`, `udp`, `ip`, `arp`) it is used, as dump-flo
 
 from __future__ import annotations
 
-from vtap.compiler.rules import (
+from vtap.openflow.rules import (
     OFPVID_PRESENT,
     Action,
     FlowRule,

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vtap.compiler.copytree import CopyTree
-from vtap.compiler.rules import FlowRule, Output, ReservedPort
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.compiler.tap import HostLookup
 from vtap.domain.network import FlowKey, Host, PortRef
 from vtap.domain.policy import IP_PROTO_TCP, IP_PROTO_UDP, Policy

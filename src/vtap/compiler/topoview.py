@@ -45,6 +45,7 @@ class TopologyView:
             if topology.is_fabric_port(PortRef(sw.dpid, p.port_no))
         )
         self._edge_ports: dict[int, tuple[int, ...]] = {}
+        self._fabric_of: dict[int, tuple[int, ...]] = {}
         self._physical_ports: dict[int, tuple[int, ...]] = {}
         self._link_ports: dict[tuple[int, int], list[tuple[PortRef, PortRef]]] = {}
         self._trees: dict[tuple[int, str], CopyTree] = {}
@@ -67,6 +68,15 @@ class TopologyView:
 
     def is_fabric_port(self, ref: PortRef) -> bool:
         return ref in self.fabric_ports
+
+    def fabric_ports_of(self, dpid: int) -> tuple[int, ...]:
+        """The switch's fabric ports, sorted."""
+        ports = self._fabric_of.get(dpid)
+        if ports is None:
+            ports = self._fabric_of[dpid] = tuple(
+                sorted(ref.port_no for ref in self.fabric_ports if ref.dpid == dpid)
+            )
+        return ports
 
     def physical_ports(self, dpid: int) -> tuple[int, ...]:
         ports = self._physical_ports.get(dpid)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from vtap.compiler.rules import Output
+from vtap.openflow.rules import Output
 from vtap.controller.state import ControllerState
 from vtap.domain.network import LOCAL_PORT, Link, PortRef
 from vtap.ofchannel import codec

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vtap.compiler.forwarding import flow_key_of
-from vtap.compiler.pipeline import COOKIE_OWNER_MASK, Owner, cookie
-from vtap.compiler.rules import FlowStat
+from vtap.openflow.pipeline import COOKIE_OWNER_MASK, Owner, cookie
+from vtap.openflow.rules import FlowStat
 from vtap.controller.policies import PolicyService
 from vtap.controller.state import ControllerState
 from vtap.ofchannel import codec

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Coroutine
 
 from vtap.compiler.forwarding import flow_key_of, path_rules
-from vtap.compiler.pipeline import Owner, owner_of
-from vtap.compiler.rules import FlowRule, Output
+from vtap.openflow.pipeline import Owner, owner_of
+from vtap.openflow.rules import FlowRule, Output
 from vtap.controller.state import ControllerState
 from vtap.domain.network import FlowKey, Host, Link, PortRef
 from vtap.ofchannel import codec

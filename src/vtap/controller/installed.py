@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from vtap.compiler.rules import FlowRule, Output, ReservedPort
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.domain.network import FlowKey, Link, PortRef
 
 

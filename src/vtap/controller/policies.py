@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from vtap.compiler.forwarding import base_rules
 from vtap.compiler.ofctl import to_ofctl
-from vtap.compiler.pipeline import owner_of
-from vtap.compiler.rules import FlowRule, GroupRule
+from vtap.openflow.pipeline import owner_of
+from vtap.openflow.rules import FlowRule, GroupRule
 from vtap.compiler.tags import TapConfig, allocate, still_referenced
 from vtap.compiler.tap import PlanState, TapPlan, compile_tap
 from vtap.compiler.topoview import TopologyView

@@ -30,15 +30,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from vtap.compiler.diff import ChangeSet, diff
-from vtap.compiler.pipeline import (
+from vtap.openflow.diff import ChangeSet, diff
+from vtap.openflow.pipeline import (
     COOKIE_MAGIC,
     COOKIE_OURS_MASK,
     Owner,
     owner_of,
     owns_group,
 )
-from vtap.compiler.rules import FlowRule, FlowStat, GroupRule
+from vtap.openflow.rules import FlowRule, FlowStat, GroupRule
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession

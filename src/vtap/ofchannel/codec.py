@@ -1,7 +1,7 @@
 """OpenFlow 1.3 wire codec: neutral rules and messages <-> bytes.
 
 This is the only module that imports os-ken, and it uses nothing of it but the OpenFlow 1.3
-message classes. Everything it returns is a neutral type from `vtap.compiler.rules` or
+message classes. Everything it returns is a neutral type from `vtap.openflow.rules` or
 `vtap.ofchannel.messages`, so the wire library can be replaced without touching the rest.
 """
 
@@ -19,8 +19,8 @@ from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from vtap.compiler.diff import ChangeSet
-from vtap.compiler.rules import (
+from vtap.openflow.diff import ChangeSet
+from vtap.openflow.rules import (
     NO_BUFFER,
     Action,
     Bucket,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from vtap.compiler.rules import FlowRule, FlowStat, GroupRule
+from vtap.openflow.rules import FlowRule, FlowStat, GroupRule
 from vtap.domain.network import Port
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from vtap.compiler.rules import Action, Output, SetField
+from vtap.openflow.rules import Action, Output, SetField
 from vtap.compiler.tags import monitor_tag_key, policy_tag_key
 from vtap.compiler.tap import TapPlan
 from vtap.domain.network import Host, PortRef

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from vtap.compiler.rules import FlowRule, GroupRule
+from vtap.openflow.rules import FlowRule, GroupRule
 
 
 @dataclass(frozen=True, slots=True)
