@@ -52,7 +52,7 @@ async def controller(
     settings: Settings, store: MemoryPolicyRepository, quick_apply: None
 ) -> AsyncIterator[Controller]:
     controller = Controller(settings, store)
-    rounds = asyncio.create_task(controller.reconciler.run(), name="test-reconciler")
+    rounds = asyncio.create_task(controller.installer.run(), name="test-installer")
     yield controller
     rounds.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -15,9 +15,9 @@ import pytest
 
 from tests.api.conftest import POLICIES, observe_fabric, spec_body
 from tests.unit.leafspine import Fabric
-from vtap.compiler.ofctl import to_ofctl
-from vtap.compiler.tags import TapConfig
+from vtap.api.ofctl import to_ofctl
 from vtap.compiler.tap import compile_tap
+from vtap.compiler.topoview import TopologyView
 from vtap.controller.core import Controller
 from vtap.domain.network import dpid_str
 from vtap.domain.policy import Policy
@@ -460,7 +460,7 @@ async def test_bulk_creates_all_in_order_with_status(
     assert all(p["status_reason"].endswith("is not connected") for p in created), created
     assert await count(client) == 5
     for p in created:
-        assert controller.policies.plan.rules_for(p["id"])
+        assert controller.installer.compiler.rules_for(p["id"])
 
 
 async def test_bulk_with_an_invalid_item_is_422_naming_index_and_field(
@@ -512,8 +512,8 @@ async def test_bulk_delete_removes_all_or_none(
     assert resp.status_code == 204, resp.text
     assert [p["id"] for p in (await client.get(POLICIES)).json()] == ids[3:]
     # Their rules are gone from the plan in the same round; the fourth's stay.
-    assert not any(controller.policies.plan.rules_for(i) for i in ids[:3])
-    assert controller.policies.plan.rules_for(ids[3])
+    assert not any(controller.installer.compiler.rules_for(i) for i in ids[:3])
+    assert controller.installer.compiler.rules_for(ids[3])
     resp = await client.post(f"{POLICIES}/bulk-delete", json={"ids": []})
     assert resp.status_code == 422, resp.text
 
@@ -557,13 +557,11 @@ async def test_rules_of_a_compiled_policy_are_the_compiled_ofctl_text(
     assert body["policy_id"] == policy["id"]
     assert body["status"] == "pending"
 
-    settings = controller.state.settings
     plan = compile_tap(
         store.list(),
-        controller.state.topology,
+        TopologyView(controller.state.topology),
         controller.state.hosts,
         store.get_tags(),
-        TapConfig(tag_first=settings.tag_first, tag_last=settings.tag_last),
     )
     expected = plan.rules_for(policy["id"])
     assert expected, "the policy should compile to rules on this fabric"
@@ -588,18 +586,18 @@ async def test_rules_of_a_compiled_policy_are_the_compiled_ofctl_text(
                 assert rule["cookie"].startswith("0x") and len(rule["cookie"]) == 18
                 assert f"table={rule['table_id']}" in rule["ofctl"]
 
-    # On the source's leaf: an ALL group with a copy bucket, and a TAP rule from h1's port
-    # matching the policy, that applies it.
+    # On the source's leaf: the copy group (a bucket per monitor slot), and a classification
+    # entry from h1's port matching the policy, that sets its monitor's bit.
     src_rules = by_dpid[leaf1]["rules"]
     groups = [r for r in src_rules if r["kind"] == "group"]
     assert len(groups) == 1 and ",type=all," in groups[0]["ofctl"]
-    assert groups[0]["ofctl"].count("bucket=") == 2
-    classify = [r for r in src_rules if f"group:0x{groups[0]['group_id']:08x}" in r["ofctl"]]
+    assert groups[0]["ofctl"].count("bucket=") == 1
+    classify = [r for r in src_rules if "->reg0" in r["ofctl"] and "metadata" not in r["ofctl"]]
     assert len(classify) == 1
     h1_port = fab.host_port(1).port_no
     for part in (f"in_port={h1_port}", "tcp", "nw_src=10.0.0.1", "nw_dst=10.0.0.2", "tp_dst=80"):
         assert part in classify[0]["ofctl"].split(" ")[0].split(",")
-    # On the monitor's leaf: a rule that outputs to h3's port.
+    # On the monitor's leaf: rules that deliver the copy to h3's port.
     h3_port = fab.host_port(3).port_no
     assert any(f"output:{h3_port}" in r["ofctl"] for r in by_dpid[leaf2]["rules"])
 

@@ -1,6 +1,6 @@
 """`vtap policy …` as an operator runs it, against a running controller.
 
-The controller is the real service (`vtap.controller.service.serve`: OpenFlow listener, REST API
+The controller is the real service (`vtap.service.serve`: OpenFlow listener, REST API
 on a socket, SQLite store in a temporary directory) in a background thread with its own event
 loop. No switch ever connects, so policies stay `pending` with a reason.
 
@@ -35,7 +35,7 @@ from tests.api.conftest import QUICK_APPLY_WAIT, observe_fabric
 from tests.unit.leafspine import Fabric
 from vtap import cli
 from vtap.controller import policies as policy_service
-from vtap.controller import service
+from vtap import service
 from vtap.controller.core import Controller
 from vtap.settings import Settings
 

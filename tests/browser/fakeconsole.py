@@ -74,8 +74,8 @@ async def serve(port: int, policies: int, flows: int, seed: int) -> None:
     fabric = FakeFabric(controller)
     seed_policies(store, policies, rng)
     seed_flows(fabric, flows, rng)
-    rounds = asyncio.create_task(controller.reconciler.run())
-    controller.reconciler.request()
+    rounds = asyncio.create_task(controller.installer.run())
+    controller.installer.request()
 
     async def tick() -> None:
         while True:

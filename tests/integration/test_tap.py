@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,14 +158,19 @@ def flows_and_groups(lab: Lab) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def policy_traces(lab: Lab, pid: int) -> list[str]:
-    """Entries on any switch that still name this policy (cookie or one-policy group)."""
+    """Entries on any switch that still name this policy (by cookie)."""
     cookie = f"cookie=0x565403{pid:010x}"
-    group = f"group_id={0x56000000 + pid}"
     hits = []
-    for bridge, (flows, groups) in flows_and_groups(lab).items():
+    for bridge, (flows, _groups) in flows_and_groups(lab).items():
         hits += [f"{bridge}: {f}" for f in flows if cookie in f]
-        hits += [f"{bridge}: {g}" for g in groups if g.startswith(group + ",")]
     return hits
+
+
+def copy_labels(api: httpx.Client, pid: int) -> set[int]:
+    """The MPLS labels a policy's copies carry across the fabric."""
+    rules = api.get(f"/policies/{pid}/rules").json()["switches"]
+    texts = [r["ofctl"] for sw in rules for r in sw["rules"]]
+    return {int(t) for text in texts for t in re.findall(r"mpls_label=(\d+)", text)}
 
 
 # ---------------------------------------------------------------- the cases
@@ -281,14 +287,29 @@ def test_genuine_traffic_to_the_monitor_is_untouched(
 def test_a_host_cannot_inject_copies(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
-    p = create(api, policies, name="guarded", src_ip=ip(1), dst_ip=ip(2), monitor_ip=ip(3))
-    rules = api.get(f"/policies/{p['id']}/rules").json()
-    texts = [r["ofctl"] for sw in rules["switches"] for r in sw["rules"]]
-    tag = int(next(m.group(1) for t in texts if (m := re.search(r"dl_vlan=(\d+)", t))))
-    frame = FrameSpec(mac(5), mac(3), ip(5), ip(3), vlan=tag, count=50)
-    with Capture("h3", tmp_path / "inject.pcap") as cap:
-        send("h5", frame)
-    assert by_payload(cap.frames(), frame.run) == {}
+    """Frames carrying the monitor's copy label, sent by hosts, never reach the monitor: only
+    frames from fabric ports are taken for copies (and vtap forwards no MPLS)."""
+    p = create(api, policies, name="guarded", src_ip=ip(1), dst_ip=ip(2), monitor_ip=ip(13))
+    # positive control: genuine copies do reach the monitor, carrying that label
+    run_case(tmp_path, 1, 2, spec(1, 2, dport=5012), copied_to=(13,))
+    (label,) = copy_labels(api, p["id"])
+    with Capture("h13", tmp_path / "inject.pcap") as cap:
+        for sender in (5, 1, 14):  # another leaf, the tapped source, the monitor's neighbour
+            for tc in range(8):
+                frame = FrameSpec(mac(sender), mac(13), ip(sender), ip(13), mpls=(label, tc),
+                                  count=20, run=f"{sender:02x}{tc:02x}beef")  # fmt: skip
+                send(f"h{sender}", frame)
+    forged = [f for f in cap.frames() if b"beef" in f]
+    assert forged == []
+
+
+def test_full_size_frames_are_copied_across_the_fabric(
+    api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    """A 1514-byte frame's copy is 1518 bytes on the fabric (its MPLS header)."""
+    create(api, policies, name="jumbo", src_ip=ip(2), dst_ip=ip(6), monitor_ip=ip(15))
+    frame = spec(2, 6, dport=5013, pad=1452, count=200)
+    run_case(tmp_path, 2, 6, frame, copied_to=(15,))
 
 
 def test_policy_waits_for_its_monitor_then_activates(
@@ -328,23 +349,16 @@ def test_copy_path_is_recomputed_when_its_spine_link_fails(
         wait_until(lambda: fabric_complete(lab), timeout=15)
 
 
-def copy_tags(api: httpx.Client, pid: int) -> set[int]:
-    """The VLAN ids a policy's rules match: its copy tags, when it has no vlan_id filter."""
-    rules = api.get(f"/policies/{pid}/rules").json()["switches"]
-    texts = [r["ofctl"] for sw in rules for r in sw["rules"]]
-    return {int(t) for text in texts for t in re.findall(r"dl_vlan=(\d+)", text)}
-
-
-def test_policy_keeps_its_copy_tag_while_its_monitor_leaf_is_away(
+def test_policy_keeps_its_copy_label_while_its_monitor_leaf_is_away(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
     """A policy pending for a moment (its monitor's leaf lost the controller) keeps its copy
-    tag: a policy created meanwhile takes another, and when the leaf is back the fabric holds
-    exactly the rules it held before — no switch's transit, delivery or guard rule changed."""
+    label: a policy created meanwhile takes another, and when the leaf is back the fabric holds
+    exactly the rules it held before — no switch's transit, delivery or copy rule changed."""
     a = create(api, policies, name="sticky-a", src_ip=ip(1), dst_ip=ip(3), monitor_mac=mac(16),
                monitor_ip=ip(16), ip_proto=17)  # fmt: skip
     rules_before = api.get(f"/policies/{a['id']}/rules").json()["switches"]
-    (tag,) = copy_tags(api, a["id"])
+    (tag,) = copy_labels(api, a["id"])
     fabric_before = flows_and_groups(lab)
     leaf = lab.plan.hosts[15].leaf
     # The leaf loses the controller: its Controller row (max_backoff and the rest) stays, only
@@ -356,12 +370,12 @@ def test_policy_keeps_its_copy_tag_while_its_monitor_leaf_is_away(
         wait_until(lambda: api.get(f"/policies/{a['id']}").json()["status"] != "active", 10)
         b = create(api, policies, name="sticky-b", src_ip=ip(5), dst_ip=ip(7), monitor_ip=ip(12),
                    ip_proto=17)  # fmt: skip
-        (tag_b,) = copy_tags(api, b["id"])
+        (tag_b,) = copy_labels(api, b["id"])
     finally:
         lab.vsctl("set", "Controller", uuid, f"target={target}")
         wait_until(lambda: fabric_complete(lab) and edge_ports_ready(lab), timeout=20)
     wait_active(api, a["id"])
-    assert copy_tags(api, a["id"]) == {tag}, f"A's copy tag changed ({tag} before, B has {tag_b})"
+    assert copy_labels(api, a["id"]) == {tag}, f"A's label changed ({tag} before, B has {tag_b})"
     assert api.get(f"/policies/{a['id']}/rules").json()["switches"] == rules_before
     assert tag_b != tag
     run_case(tmp_path, 1, 3, spec(1, 3, dport=5011), copied_to=(16,), not_copied_to=(12,))
@@ -386,7 +400,7 @@ def test_controller_restart_with_100_policies_reconciles_exactly(
         policies.append(resp.json()["id"])
     wait_until(lambda: all(p["status"] == "active" for p in api.get("/policies").json()), 30)
     before = flows_and_groups(lab)
-    assert sum(len(g) for _, g in before.values()) >= 100
+    assert sum(len(f) for f, _ in before.values()) >= 100
 
     pid = lab.state["controller"]["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -405,7 +419,7 @@ def test_controller_restart_with_100_policies_reconciles_exactly(
             assert after == before
             text = log_path.read_text()
             assert "GROUP_EXISTS" not in text
-            changes = [int(n) for n in re.findall(r"(\d+) change\(s\) confirmed", text)]
+            changes = [int(n) for n in re.findall(r"(\d+) change\(s\) committed", text)]
             assert changes == [], f"restart changed switches: {changes}"
             run_case(tmp_path, 1, 2, spec(1, 2, dport=6000), copied_to=(9,))
         finally:
@@ -414,3 +428,94 @@ def test_controller_restart_with_100_policies_reconciles_exactly(
             policies.clear()
             controller.send_signal(signal.SIGTERM)
             controller.wait(15)
+
+
+def test_patch_moves_the_monitor_under_traffic_each_packet_copied_once(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    """A PATCH moves a policy's monitor to another leaf while about 1,000 matching packets a
+    second flow: every packet is copied exactly once, to the old monitor or the new one —
+    none lost, none to both (the new label's path is installed before the source switch
+    changes, atomically, and the old path lingers until nothing sends on it)."""
+    introduce(lab, 12, 16)
+    p = create(api, policies, name="mover", src_ip=ip(1), dst_ip=ip(3), monitor_ip=ip(16),
+               ip_proto=17, dst_port=5014)  # fmt: skip
+    frame = spec(1, 3, dport=5014, count=6000)
+    warm_up(1, frame)
+    caps = {h: Capture(f"h{h}", tmp_path / f"move-h{h}.pcap") for h in (3, 16, 12)}
+    for cap in caps.values():
+        cap.__enter__()
+    sender = threading.Thread(target=send, args=("h1", frame), kwargs={"inter": 0.001})
+    sender.start()
+    try:
+        old = caps[16].path
+        wait_until(lambda: old.exists() and old.stat().st_size > 50_000, timeout=60)
+        resp = api.patch(f"/policies/{p['id']}", json={"monitor_ip": ip(12)})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "active", resp.json()
+        still_sending = sender.is_alive()
+    finally:
+        sender.join()
+        seen = {h: by_payload(cap.frames(), frame.run) for h, cap in caps.items()}
+    want = frame.payloads()
+    assert set(seen[3]) == want and all(len(v) == 1 for v in seen[3].values())
+    before, after = seen[16], seen[12]
+    assert still_sending and before and after, "the move did not happen mid-stream"
+    both = before.keys() & after.keys()
+    lost = want - before.keys() - after.keys()
+    dups = sum(len(v) - 1 for v in (*before.values(), *after.values()))
+    assert not both, f"{len(both)} packets copied to both monitors"
+    assert not lost, f"{len(lost)} packets copied to neither monitor"
+    assert dups == 0, f"{dups} duplicate copies"
+    assert all(v[0] == seen[3][k][0] for k, v in (*before.items(), *after.items()))
+
+
+def test_a_rejected_bundle_changes_nothing_and_names_the_switch_error(
+    lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    """A switch that rejects a message (here: its shape table is full) discards the whole
+    bundle: nothing of the rejected policy reaches any table, the policy goes `error` with
+    the switch's own text, the other policy of the same request gets installed, and once
+    there is room again a change of the policy makes it active."""
+    a = create(api, policies, name="fits", src_ip=ip(9), ip_proto=17, dst_port=5015,
+               monitor_ip=ip(11))  # fmt: skip
+    leaf = lab.plan.hosts[8].leaf
+    rules = api.get(f"/policies/{a['id']}/rules").json()["switches"]
+    (table,) = {
+        r["table_id"]
+        for sw in rules
+        if sw["switch"] == leaf
+        for r in sw["rules"]
+        if r["kind"] == "flow"
+        and r["table_id"] >= 10
+        and "reg0=" not in r["ofctl"]
+        and "metadata=" not in r["ofctl"]
+    }
+    held = [
+        f for f in lab.ofctl("dump-flows", leaf, f"table={table}").splitlines() if "cookie" in f
+    ]
+    lab.vsctl("--", "--id=@t", "create", "Flow_Table", f"flow_limit={len(held)}",
+              "overflow_policy=refuse", "--", "set", "Bridge", leaf,
+              f"flow_tables:{table}=@t")  # fmt: skip
+    try:
+        bodies = [
+            {"name": "overflow", "src_ip": ip(9), "ip_proto": 17, "dst_port": 5016,
+             "monitor_ip": ip(11)},  # same shape as "fits": one more entry in the full table
+            {"name": "elsewhere", "src_ip": ip(9), "dst_ip": ip(10), "monitor_ip": ip(11)},
+        ]  # fmt: skip
+        resp = api.post("/policies/bulk", json={"policies": bodies})
+        assert resp.status_code == 201, resp.text
+        over, other = resp.json()
+        policies += [over["id"], other["id"]]
+        wait_until(lambda: api.get(f"/policies/{over['id']}").json()["status"] == "error", 10)
+        reason = api.get(f"/policies/{over['id']}").json()["status_reason"]
+        dpid = next(s.dpid_hex for s in lab.plan.switches if s.name == leaf)
+        assert "TABLE_FULL" in reason and dpid in reason, reason
+        wait_active(api, other["id"])
+        assert policy_traces(lab, over["id"]) == []
+        run_case(tmp_path, 9, 10, spec(9, 10, dport=5015), copied_to=(11,))
+    finally:
+        lab.vsctl("clear", "Bridge", leaf, "flow_tables")
+    resp = api.patch(f"/policies/{over['id']}", json={"dst_port": 5017})
+    assert resp.status_code == 200 and resp.json()["status"] == "active", resp.text
+    run_case(tmp_path, 9, 12, spec(9, 12, dport=5017), copied_to=(11,))

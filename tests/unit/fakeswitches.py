@@ -20,7 +20,8 @@ GROUP_EXISTS = m.Error(6, 0, "GROUP_MOD_FAILED", "GROUP_EXISTS")
 
 
 class FakeSwitch:
-    """Holds nothing, confirms every batch, or rejects the first message when told to."""
+    """Holds nothing, commits every bundle (and batch), or rejects the first message of each
+    when told to (a rejected bundle leaves nothing behind, as on a real switch)."""
 
     def __init__(self, dpid: int) -> None:
         self.dpid = dpid
@@ -36,20 +37,23 @@ class FakeSwitch:
             raise BatchError(self.dpid, {0: GROUP_EXISTS})
         self.batches.append(len(msgs))
 
+    async def apply_bundle(self, msgs: list[object]) -> None:
+        await self.apply(msgs)
+
 
 @asynccontextmanager
 async def controller_with_fakes(
     tmp_path: Path, fab: Fabric
 ) -> AsyncIterator[tuple[Controller, dict[int, FakeSwitch]]]:
     """A controller that knows `fab` (switches, links, hosts), every switch a joined fake,
-    its reconciler running."""
+    its install rounds running."""
     ctl = Controller(Settings(state_dir=tmp_path, tap_settle=0.0), MemoryPolicyRepository())
     observe_fabric(ctl, fab)
     switches = {d: FakeSwitch(d) for d in fab.spine_ids() + fab.leaf_ids()}
     for dpid, fake in switches.items():
         ctl.state.sessions[dpid] = fake  # type: ignore[assignment]
         await ctl.reconciler.join(fake)  # type: ignore[arg-type]
-    task = asyncio.create_task(ctl.reconciler.run())
+    task = asyncio.create_task(ctl.installer.run())
     try:
         yield ctl, switches
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from vtap.controller.service import bind_api_socket
+from vtap.service import bind_api_socket
 
 
 async def test_api_connections_have_nodelay() -> None:

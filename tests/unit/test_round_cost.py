@@ -1,33 +1,35 @@
 """What keeps an install round cheap must never keep it wrong: the topology view is rebuilt when
-the topology changes, a switch is skipped only while its desired rules and mirror are unchanged,
-and an urgent request cuts the debounce short while a burst still makes one round."""
+the topology changes, a switch is sent only the keys that changed (and everything after it
+joined, settled or failed), and an urgent request cuts the debounce short while a burst still
+makes one round."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
 from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
-from vtap.openflow.pipeline import PRIO_GUARD, Owner, cookie
-from vtap.openflow.rules import FlowRule, Match
-from vtap.compiler.tap import compile_tap
+from vtap.compiler.alloc import Allocations
+from vtap.compiler.tap import build
 from vtap.compiler.topoview import TopologyView
-from vtap.controller import reconciler as reconciler_module
 from vtap.controller.core import Controller
 from vtap.controller.reconciler import Desired, Reconciler
 from vtap.domain.network import Port, PortRef
 from vtap.domain.policy import PolicyPatch, PolicySpec, PolicyStatus
+from vtap.openflow.pipeline import Owner, cookie
+from vtap.openflow.rules import FlowRule, Match
+from vtap.settings import Settings
+from vtap.store.memory import MemoryPolicyRepository
 
 # --- topology view ---------------------------------------------------------------------------
 
 
-def test_a_view_compiles_exactly_as_the_topology_it_was_taken_from() -> None:
+def test_a_view_compiles_exactly_as_a_fresh_one() -> None:
     lab = Lab()
     policies = [
         lab.policy(src_ip=ip(1), monitor_ip=ip(9)),
@@ -36,15 +38,12 @@ def test_a_view_compiles_exactly_as_the_topology_it_was_taken_from() -> None:
             src_ip=ip(3), dst_ip=ip(4), dst_mac=mac(4), monitor_ip=ip(9), delivery="rewrite"
         ),
     ]
-    tags = {"monitor:00:00:00:00:00:09": 3900, "monitor:00:00:00:00:00:02": 3901}
-    tags["policy:3"] = 3902
     view = TopologyView(lab.topo)
-    by_view = compile_tap(policies, view, lab.hosts, tags, lab.config)
-    again = compile_tap(policies, view, lab.hosts, tags, lab.config)  # memos filled now
-    plain = compile_tap(policies, lab.topo, lab.hosts, tags, lab.config)
-    for plan in (by_view, again):
-        assert plan.flows == plain.flows and plan.groups == plain.groups
-        assert plan.policies == plain.policies and plan.flow_owners == plain.flow_owners
+    plans = []
+    for v in (view, view, TopologyView(lab.topo)):  # memos filled by the first
+        compiler = build(policies, v, lab.hosts, Allocations(lab.config))
+        plans.append({d: dict(sw.flows) for d, sw in compiler.switches.items()})
+    assert plans[0] == plans[1] == plans[2]
 
 
 def test_a_view_is_memoised_per_state_and_stale_after_a_change() -> None:
@@ -77,34 +76,21 @@ async def test_the_controller_keeps_its_view_until_the_topology_changes(
     controller: tuple[Controller, dict[int, FakeSwitch]],
 ) -> None:
     ctl, _switches = controller
-    view = ctl.policies.topology_view()
-    assert ctl.policies.topology_view() is view
+    await ctl.installer.wait(ctl.installer.request(urgent=True), 5)
+    view = ctl.installer.topology_view()
+    assert ctl.installer.topology_view() is view
     ctl.state.hosts.observe("00:00:00:00:00:99", "10.0.0.99", PortRef(0x201, 3), 5.0)
-    assert ctl.policies.topology_view() is view  # hosts are not part of the view
+    assert ctl.installer.topology_view() is view  # hosts are not part of the view
     ctl.state.topology.port_deleted(0x201, 1, 5.0)
-    assert ctl.policies.topology_view() is not view
-    assert PortRef(0x201, 1) not in ctl.policies.topology_view().fabric_ports
+    assert ctl.installer.topology_view() is not view
+    assert PortRef(0x201, 1) not in ctl.installer.topology_view().fabric_ports
 
 
-# --- reconciler: skip unchanged switches ----------------------------------------------------
+# --- only what changed -----------------------------------------------------------------------
 
 
-@pytest.fixture
-def diffed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The switches the reconciler diffed, in order (its diff, counted)."""
-    calls: list[int] = []
-    real = reconciler_module.diff
-
-    def counting(desired_flows: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(desired_flows, *args, **kwargs)
-
-    monkeypatch.setattr(reconciler_module, "diff", counting)
-    return calls
-
-
-async def test_only_switches_whose_rules_changed_are_diffed_and_sent_a_batch(
-    controller: tuple[Controller, dict[int, FakeSwitch]], diffed: list[int]
+async def test_only_switches_whose_rules_changed_are_sent_a_bundle(
+    controller: tuple[Controller, dict[int, FakeSwitch]],
 ) -> None:
     ctl, switches = controller
     spec = PolicySpec(name="p", src_ip="10.0.0.1", monitor_ip="10.0.0.2", ip_proto=17)
@@ -112,20 +98,23 @@ async def test_only_switches_whose_rules_changed_are_diffed_and_sent_a_batch(
     assert policy.status is PolicyStatus.ACTIVE, policy.status_reason
     for fake in switches.values():
         fake.batches.clear()
-    diffed.clear()
 
-    await ctl.reconciler.sync_all()  # nothing changed anywhere
-    assert diffed == [] and all(not f.batches for f in switches.values())
+    await ctl.installer.round()  # nothing changed anywhere
+    assert all(not f.batches for f in switches.values())
 
     policy = await ctl.policies.update(policy.id, PolicyPatch(dst_port=53))
     source_leaf = ctl.state.hosts.by_ip("10.0.0.1").location.dpid  # type: ignore[union-attr]
     assert policy.status is PolicyStatus.ACTIVE, policy.status_reason
-    assert len(diffed) == 1
-    assert [d for d, f in switches.items() if f.batches] == [source_leaf]
+    assert [d for d, f in switches.items() if f.batches] == [source_leaf]  # a new shape there
+    switches[source_leaf].batches.clear()
+    policy = await ctl.policies.update(policy.id, PolicyPatch(dst_port=54))
+    assert policy.status is PolicyStatus.ACTIVE, policy.status_reason
+    # one bundle, to the source's leaf: one classification entry replaced (delete, add)
+    assert {d: f.batches for d, f in switches.items() if f.batches} == {source_leaf: [2]}
 
 
-async def test_a_switch_is_diffed_again_after_a_failed_batch_and_repaired(
-    controller: tuple[Controller, dict[int, FakeSwitch]], diffed: list[int]
+async def test_a_switch_is_synced_in_full_after_a_rejected_bundle(
+    controller: tuple[Controller, dict[int, FakeSwitch]],
 ) -> None:
     ctl, switches = controller
     spec = PolicySpec(name="p", src_ip="10.0.0.1", monitor_ip="10.0.0.5", ip_proto=17)
@@ -133,85 +122,67 @@ async def test_a_switch_is_diffed_again_after_a_failed_batch_and_repaired(
     switches[source_leaf].reject = True
     policy = await ctl.policies.create(spec)
     assert policy.status is PolicyStatus.ERROR
+    assert ctl.reconciler.needs_full(source_leaf)
     switches[source_leaf].reject = False
-    for fake in switches.values():
-        fake.batches.clear()
-    diffed.clear()
-
-    # The desired rules are the same as in the failed round: the switch must still be synced.
-    results = await ctl.reconciler.sync_all()
-    assert len(diffed) == 1 and switches[source_leaf].batches
-    assert results[source_leaf].ok and results[source_leaf].applied > 0
-    diffed.clear()
-    await ctl.reconciler.sync_all()
-    assert diffed == []
+    # The policy is left out until it changes; the switch is diffed in full next round.
+    results = await ctl.installer.round()
+    assert results[source_leaf].ok and not ctl.reconciler.needs_full(source_leaf)
+    policy = await ctl.policies.update(policy.id, PolicyPatch(dst_port=9))
+    assert policy.status is PolicyStatus.ACTIVE, policy.status_reason
 
 
-async def test_a_rejoined_switch_is_diffed_in_full(
-    controller: tuple[Controller, dict[int, FakeSwitch]], diffed: list[int]
+async def test_a_rejoined_switch_is_synced_in_full(
+    controller: tuple[Controller, dict[int, FakeSwitch]],
 ) -> None:
     ctl, switches = controller
-    await ctl.reconciler.sync_all()
+    await ctl.installer.wait(ctl.installer.request(urgent=True), 5)
     leaf = 0x201
     switches[leaf].batches.clear()
-    diffed.clear()
-    _adopted, result = await ctl.reconciler.join(switches[leaf])  # type: ignore[arg-type]
-    assert diffed == [1] and result.applied > 0  # the fake holds nothing: everything again
+    await ctl.reconciler.join(switches[leaf])  # type: ignore[arg-type]
+    assert ctl.reconciler.needs_full(leaf)
+    results = await ctl.installer.round()
+    assert results[leaf].applied > 0  # the fake holds nothing: everything again
+    assert switches[leaf].batches
 
 
-async def test_a_settled_switch_is_diffed_again_with_its_tap_rules() -> None:
+async def test_a_settled_switch_is_synced_again_with_its_tap_rules() -> None:
     now = [0.0]
     fake = FakeSwitch(1)
-    guard = FlowRule(0, PRIO_GUARD, Match(in_port=1), cookie=cookie(Owner.TAP_SHARED))
-    rec = Reconciler(
-        {1: fake},  # type: ignore[dict-item]
-        lambda _d, tap: Desired([guard] if tap else [], []),
-        lambda: now[0],
-        settle=5.0,
-    )
-    _adopted, first = await rec.join(fake)  # type: ignore[arg-type]
-    assert not first.tap_synced
-    assert not (await rec.sync(1)).tap_synced and not fake.batches
+    tap = FlowRule(3, 0, Match(), cookie=cookie(Owner.TAP_SHARED))
+    base = FlowRule(0, 0, Match(), goto_table=1, cookie=cookie(Owner.PIPELINE))
+
+    def desired(_dpid: int, with_tap: bool) -> Desired:
+        rules = [base, tap] if with_tap else [base]
+        return Desired({r.key: r for r in rules}, {})
+
+    rec = Reconciler({1: fake}, lambda: now[0], settle=5.0)  # type: ignore[dict-item]
+    await rec.join(fake)  # type: ignore[arg-type]
+    first = (await rec.sync(desired, {1: None}))[1]
+    assert not first.tap_synced and fake.batches == [1]
+    assert not rec.needs_full(1)
     now[0] = 6.0
-    result = await rec.sync(1)
-    assert result.tap_synced and result.applied == 1 and fake.batches == [1]
+    assert rec.needs_full(1)
+    result = (await rec.sync(desired, {1: set()}))[1]
+    assert result.tap_synced and result.applied == 1 and fake.batches == [1, 1]
+    assert not rec.needs_full(1)
 
 
 # --- debounce ---------------------------------------------------------------------------------
 
 
-async def test_urgent_requests_skip_the_debounce_and_a_burst_makes_one_round() -> None:
-    rounds: list[int] = []
-    rec = Reconciler({}, lambda _d, _tap: Desired([], []), lambda: 0.0, settle=0.0)
-    rec.before_round = lambda: rounds.append(1)
-    task = asyncio.create_task(rec.run(debounce=30.0))
+async def test_urgent_requests_skip_the_debounce_and_a_burst_makes_one_round(
+    tmp_path: Path,
+) -> None:
+    ctl = Controller(Settings(state_dir=tmp_path), MemoryPolicyRepository())
+    installer = ctl.installer
+    task = asyncio.create_task(installer.run(debounce=30.0))
     try:
-        ticket = rec.request(urgent=True)
-        assert await rec.wait(ticket, 1.0)
-        assert rounds == [1]
-
-        tickets = [rec.request() for _ in range(5)]
-        assert not await rec.wait(tickets[-1], 0.05)  # still coalescing
-        tickets.append(rec.request(urgent=True))
-        assert await rec.wait(tickets[-1], 1.0)
-        assert rounds == [1, 1]  # the five and the urgent one: one round
+        assert await installer.wait(installer.request(urgent=True), 5)
+        assert installer.rounds == 1
+        tickets = [installer.request() for _ in range(5)]
+        assert not await installer.wait(tickets[-1], 0.05)  # still coalescing
+        tickets.append(installer.request(urgent=True))
+        assert await installer.wait(tickets[-1], 5)
+        assert installer.rounds == 2  # the five and the urgent one: one round
     finally:
         task.cancel()
-
-
-def test_guards_from_a_view_follow_their_tag_s_users() -> None:
-    lab = Lab()
-    one = lab.policy(src_ip=ip(1), monitor_ip=ip(9))
-    two = lab.policy(src_ip=ip(3), monitor_ip=ip(9))
-    tags = {"monitor:00:00:00:00:00:09": 3900}
-    view = TopologyView(lab.topo)
-    guard_cookies = set()
-    for policies, owner in (([one], cookie(Owner.POLICY, one.id)), ([one, two], None)):
-        plan = compile_tap(policies, view, lab.hosts, tags, lab.config)
-        assert plan.flows == compile_tap(policies, lab.topo, lab.hosts, tags, lab.config).flows
-        cookies = {
-            r.cookie for rules in plan.flows.values() for r in rules if r.priority == PRIO_GUARD
-        }
-        assert cookies == {owner or cookie(Owner.TAP_SHARED)}
-        guard_cookies |= cookies
-    assert len(guard_cookies) == 2

@@ -1,22 +1,26 @@
-"""A policy that is pending for a moment keeps its copy tag: a controller restart (switches
-rejoining one by one, hosts not yet heard from) must not reshuffle tags and rewrite every
-switch's transit, delivery and guard rules."""
+"""Copy labels, monitor slots and shape tables are sticky: a controller restart (switches
+rejoining one by one, hosts not yet heard from) reshuffles none of them, so every switch ends
+up with exactly the rules it held; numbers of deleted or disabled policies are released."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.unit.leafspine import Fabric
-from vtap.compiler.tags import still_referenced
+from vtap.compiler.alloc import Allocations, TapConfig
+from vtap.compiler.resolve import StaticHosts
+from vtap.compiler.tap import TapCompiler
+from vtap.compiler.topoview import TopologyView
 from vtap.controller.core import Controller
-from vtap.domain.policy import PolicySpec
+from vtap.domain.network import Host
+from vtap.domain.policy import Policy, PolicySpec
 from vtap.settings import Settings
 from vtap.store.sqlite import SqlitePolicyRepository
 
 FAB = Fabric(spines=2, leaves=3, hosts_per_leaf=2)
 HOSTS = range(1, FAB.leaves * FAB.hosts_per_leaf + 1)
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _mac(i: int) -> str:
@@ -36,58 +40,78 @@ def _observe(ctl: Controller, switches: list[int], hosts: bool) -> None:
             st.hosts.observe(_mac(i), f"10.0.0.{i}", FAB.host_port(i), st.now())
 
 
-def _rules(ctl: Controller) -> dict[int, list[str]]:
-    plan = ctl.policies.plan
-    return {d: sorted(map(repr, plan.flows[d])) for d in plan.flows}
+def _rules(ctl: Controller) -> dict[int, set[object]]:
+    compiler = ctl.installer.compiler
+    assert compiler is not None
+    return {d: set(sw.flows.values()) for d, sw in compiler.switches.items() if sw.flows}
 
 
-async def test_restart_with_switches_and_hosts_arriving_late_keeps_every_tag(
+async def test_restart_with_switches_and_hosts_arriving_late_keeps_every_number(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "policies.db"
     store = SqlitePolicyRepository(db)
-    now = datetime.now(UTC)
     first = Controller(Settings(state_dir=tmp_path), store)
     _observe(first, FAB.spine_ids() + FAB.leaf_ids(), hosts=True)
-    # Added one by one, so tags are handed out in an order that sorted keys would not give.
+    # Added one by one, so numbers are handed out in an order that sorted keys would not give.
     for src, mon in ((1, 6), (3, 5), (2, 4), (5, 1)):
         spec = PolicySpec(name=f"p{src}", src_ip=f"10.0.0.{src}", monitor_ip=f"10.0.0.{mon}")
-        store.add(spec, now)
-        first.policies.recompile()
-    before_tags, before_rules = store.get_tags(), _rules(first)
-    assert len(set(before_tags.values())) == 4
+        first.installer.policy_changed([store.add(spec, T0).id])
+        await first.installer.round()
+    before_numbers, before_rules = store.get_tags(), _rules(first)
+    labels = {k: v for k, v in before_numbers.items() if k.startswith("monitor:")}
+    assert len(set(labels.values())) == 4
     store.close()
 
     again = Controller(Settings(state_dir=tmp_path), SqlitePolicyRepository(db))
     _observe(again, FAB.spine_ids(), hosts=False)  # the leaves have not rejoined yet
-    again.policies.recompile()
+    await again.installer.round()
     _observe(again, FAB.spine_ids() + FAB.leaf_ids()[:1], hosts=True)
-    again.policies.recompile()
+    await again.installer.round()
     _observe(again, FAB.spine_ids() + FAB.leaf_ids(), hosts=True)
-    again.policies.recompile()
-    await asyncio.sleep(0)
-    assert again.policies._store.get_tags() == before_tags
+    await again.installer.round()
+    assert again.store.get_tags() == before_numbers
     assert _rules(again) == before_rules
 
 
-class _P:
-    def __init__(self, pid: int, mac: str | None = None, ip: str | None = None,
-                 delivery: str = "tagged", enabled: bool = True) -> None:  # fmt: skip
-        self.id, self.monitor_mac, self.monitor_ip = pid, mac, ip
-        self.delivery, self.enabled = delivery, enabled
+def _policy(pid: int, **fields: object) -> Policy:
+    return Policy.stored(pid, PolicySpec.model_validate({"name": f"p{pid}", **fields}), T0, T0)
 
 
-def test_tags_of_deleted_or_disabled_policies_are_released() -> None:
-    existing = {"monitor:00:00:00:00:00:01": 3900, "monitor:00:00:00:00:00:02": 3901,
-                "policy:7": 3902, "policy:8": 3903}  # fmt: skip
-    users = [
-        _P(1, mac=_mac(1)),
-        _P(2, mac=_mac(2), enabled=False),
-        _P(7, delivery="rewrite", mac=_mac(1)),
-        _P(9, delivery="rewrite", mac=_mac(1)),
-    ]
-    kept = still_referenced(existing, users, lambda ip: None)
-    assert kept == {"monitor:00:00:00:00:00:01", "policy:7"}
-    # A monitor known by IP only, not found yet: no monitor tag may be released.
-    kept = still_referenced(existing, [_P(3, ip="10.0.0.9")], lambda ip: None)
-    assert kept == {"monitor:00:00:00:00:00:01", "monitor:00:00:00:00:00:02"}
+def test_numbers_of_deleted_or_disabled_policies_are_released() -> None:
+    hosts = StaticHosts(Host(_mac(i), f"10.0.0.{i}", FAB.host_port(i)) for i in HOSTS)
+    compiler = TapCompiler(TopologyView(FAB.build()), hosts, Allocations(TapConfig()))
+    a = _policy(1, src_ip="10.0.0.1", monitor_mac=_mac(6))
+    b = _policy(2, src_ip="10.0.0.3", monitor_mac=_mac(6))
+    r = _policy(3, src_ip="10.0.0.1", dst_mac=_mac(4), dst_ip="10.0.0.4", monitor_mac=_mac(5),
+                delivery="rewrite")  # fmt: skip
+    for p in (a, b, r):
+        compiler.set_policy(p)
+    compiler.flush()
+    assert set(compiler.alloc.label_keys()) == {f"monitor:{_mac(6)}", "policy:3"}
+    compiler.remove_policy(a.id)
+    compiler.flush()
+    assert f"monitor:{_mac(6)}" in compiler.alloc.label_keys()  # b still copies to h6
+    compiler.set_policy(b.model_copy(update={"enabled": False}))
+    compiler.remove_policy(r.id)
+    assert len(compiler.alloc.label_keys()) == 2  # released at the flush, not before
+    compiler.flush()
+    assert compiler.alloc.label_keys() == []
+    _saved, gone = compiler.alloc.changes()
+    assert f"monitor:{_mac(6)}" in gone and "policy:3" in gone
+
+
+def test_no_monitor_label_is_released_while_a_monitor_is_known_by_an_unanswered_ip() -> None:
+    known = [Host(_mac(i), f"10.0.0.{i}", FAB.host_port(i)) for i in HOSTS]
+    compiler = TapCompiler(TopologyView(FAB.build()), StaticHosts(known), Allocations(TapConfig()))
+    a = _policy(1, src_ip="10.0.0.1", monitor_mac=_mac(6))
+    waiting = _policy(2, src_ip="10.0.0.2", monitor_ip="10.0.0.99")
+    compiler.set_policy(a)
+    compiler.set_policy(waiting)
+    compiler.flush()
+    compiler.remove_policy(a.id)
+    compiler.flush()
+    assert compiler.alloc.label_keys() == [f"monitor:{_mac(6)}"]  # 10.0.0.99 may be h6
+    compiler.remove_policy(waiting.id)
+    compiler.flush()
+    assert compiler.alloc.label_keys() == []

@@ -1,18 +1,31 @@
-"""The TAP compiler's parts: tags, overlap combinations, plans, cookies, ids, ofctl text."""
+"""The TAP compiler's parts: allocations, cubes and shapes, pending reasons, cookies, rule
+counts, the switch pipeline, ofctl text. (Packet-level guarantees: tests/sim.)"""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
-from vtap.compiler.ofctl import to_ofctl
-from vtap.compiler.overlap import Member, combine
+from vtap.api.ofctl import to_ofctl
+from vtap.compiler.alloc import Allocations, TapConfig
+from vtap.compiler.cubes import CubeIndex, overlaps, policy_cube, shape_name, shape_of
+from vtap.compiler.resolve import StaticHosts
+from vtap.compiler.tap import PlanState
+from vtap.domain.network import Host, PortRef
 from vtap.openflow.pipeline import (
+    GROUP_COPY,
     PRIO_COPY_TRANSIT,
-    PRIO_GUARD,
+    PRIO_FABRIC_MARK,
     PRIO_LLDP_TRAP,
-    PRIO_TAP_BASE,
-    PRIO_TAP_DEFAULT,
+    PRIO_TO_CLASSIFY,
+    PRIO_WANT,
+    SLOTS_PER_SWITCH,
+    TABLE_CLASSIFY,
+    TABLE_COPY,
+    TABLE_EMIT,
+    TABLE_INGRESS,
+    TABLE_SHAPE_FIRST,
+    TABLE_TRANSIT,
     Owner,
     cookie,
     owner_of,
@@ -23,89 +36,120 @@ from vtap.openflow.rules import (
     FlowRule,
     GroupRule,
     GroupType,
+    LoadReg,
     Match,
+    MoveBits,
     Output,
-    PopVlan,
-    PushVlan,
+    PopMpls,
+    PushMpls,
     ReservedPort,
     Resubmit,
     SetField,
     ToGroup,
 )
-from vtap.compiler.tags import TapConfig, allocate
-from vtap.compiler.tap import PlanState, StaticHosts, compile_tap
-from vtap.domain.network import Host, PortRef
 
-# --- tags ------------------------------------------------------------------------------------
+# --- allocations -----------------------------------------------------------------------------
 
 
-def test_allocate_is_deterministic_and_keeps_existing() -> None:
-    cfg = TapConfig(3900, 3903)
-    first = allocate({}, ["monitor:b", "monitor:a"], cfg)
-    assert first == {"monitor:a": 3900, "monitor:b": 3901}
-    second = allocate(first, ["monitor:c", "monitor:b", "monitor:a"], cfg)
-    assert second == {"monitor:a": 3900, "monitor:b": 3901, "monitor:c": 3902}
-    # a released tag is reused only after the never-used ones
-    third = allocate(second, ["monitor:a", "monitor:d", "monitor:e"], cfg)
-    assert third == {"monitor:a": 3900, "monitor:d": 3903, "monitor:e": 3901}
+def test_labels_are_sticky_lowest_first_and_released_ones_reused_last() -> None:
+    alloc = Allocations(TapConfig(100, 103))
+    assert [alloc.label(k) for k in ("monitor:b", "monitor:a")] == [100, 101]
+    assert alloc.label("monitor:b") == 100  # same key, same label
+    alloc.release_label("monitor:b")
+    assert alloc.label("monitor:c") == 102  # never-held labels first
+    assert alloc.label("monitor:d") == 103
+    assert alloc.label("monitor:e") == 100  # then the released one
+    assert alloc.label("monitor:f") is None  # range exhausted
+    saved, gone = alloc.changes()
+    assert saved == {"monitor:a": 101, "monitor:c": 102, "monitor:d": 103, "monitor:e": 100}
+    assert gone == ["monitor:b"]  # came and went between two saves: the store forgets it
 
 
-def test_allocate_stops_when_the_range_is_full_and_fixes_bad_entries() -> None:
-    cfg = TapConfig(10, 11)
-    assert allocate({}, ["a", "b", "c"], cfg) == {"a": 10, "b": 11}
-    assert allocate({"a": 99, "b": 10, "c": 10}, ["a", "b", "c"], cfg) == {"b": 10, "a": 11}
+def test_allocations_survive_a_reload_and_a_corrupt_store_loses_nothing_valid() -> None:
+    alloc = Allocations(TapConfig(100, 200))
+    alloc.label("monitor:a")
+    alloc.slot(0x201, "monitor:a")
+    alloc.table("want", "in_port+ipv4_src")
+    saved = alloc.snapshot()
+    again = Allocations(TapConfig(100, 200), saved)
+    assert again.snapshot() == saved and again.changes() == ({}, [])
+    # two keys claim one label, one label is out of range: those records are dropped
+    bad = Allocations(TapConfig(100, 200), {"monitor:x": 150, "monitor:y": 150, "monitor:z": 5})
+    assert bad.label_of("monitor:x") == 150 and bad.label_of("monitor:y") is None
+    assert bad.changes() == ({}, ["monitor:y", "monitor:z"])
 
 
-def test_config_is_checked() -> None:
+def test_slots_per_switch_and_reclaiming_idle_ones() -> None:
+    alloc = Allocations(TapConfig())
+    for i in range(SLOTS_PER_SWITCH):
+        assert alloc.slot(1, f"monitor:{i}") == i
+    assert alloc.slot(2, "monitor:0") == 0  # another switch, its own slots
+    assert alloc.slot(1, "monitor:new", lambda: [f"monitor:{i}" for i in range(256)]) is None
+    busy = [f"monitor:{i}" for i in range(1, SLOTS_PER_SWITCH)]  # monitor:0 is idle
+    assert alloc.slot(1, "monitor:new", lambda: busy) == 0
+
+
+def test_label_range_is_checked() -> None:
+    with pytest.raises(ValueError, match="MPLS labels 16-1048575"):
+        TapConfig(5, 100)
     with pytest.raises(ValueError):
-        TapConfig(4000, 3900)
-    with pytest.raises(ValueError):
-        TapConfig(1, 4095)
+        TapConfig(200, 100)
 
 
-# --- overlap ---------------------------------------------------------------------------------
+# --- cubes -----------------------------------------------------------------------------------
 
 
-def test_disjoint_policies_cost_one_rule_each() -> None:
-    members = [Member(i, {"ipv4_dst": f"10.0.0.{i}"}) for i in range(1, 50)]
-    out = combine(members, budget=10, max_members=100)
-    assert len(out.combinations) == 49
-    assert not out.refused
-
-
-def test_overlaps_give_one_rule_per_distinct_intersection() -> None:
-    a = Member(1, {"ipv4_src": "10.0.0.1"})
-    b = Member(2, {"tcp_dst": 80, "ip_proto": 6})
-    c = Member(3, {"ipv4_src": "10.0.0.1"})  # same match as a, other monitor
-    d = Member(4, {"ipv4_src": "10.0.0.2"})
-    out = combine([a, b, c, d], budget=100, max_members=100)
-    by_cube = {tuple(sorted(x.cube.items())): x.policy_ids for x in out.combinations}
-    assert by_cube == {
-        (("ipv4_src", "10.0.0.1"),): (1, 3),
-        (("ip_proto", 6), ("tcp_dst", 80)): (2,),
-        (("ip_proto", 6), ("ipv4_src", "10.0.0.1"), ("tcp_dst", 80)): (1, 2, 3),
-        (("ip_proto", 6), ("ipv4_src", "10.0.0.2"), ("tcp_dst", 80)): (2, 4),
-        (("ipv4_src", "10.0.0.2"),): (4,),
+def test_cubes_and_shapes() -> None:
+    lab = Lab()
+    p = lab.policy(src_ip=ip(1), dst_ip=ip(2), ip_proto=6, dst_port=80, monitor_mac=mac(3))
+    q = lab.policy(src_ip=ip(1), ip_proto=17, dst_port=80, monitor_mac=mac(3))
+    assert policy_cube(p) == {
+        "eth_type": 0x0800,
+        "ipv4_src": ip(1),
+        "ipv4_dst": ip(2),
+        "ip_proto": 6,
+        "tcp_dst": 80,
     }
+    # TCP and UDP ports share a shape: such cubes are disjoint anyway
+    assert shape_of(policy_cube(q)) == frozenset({"eth_type", "ipv4_src", "ip_proto", "l4_dst"})
+    assert shape_name(shape_of(policy_cube(q))) == "eth_type+ip_proto+ipv4_src+l4_dst"
+    assert not overlaps(policy_cube(p), policy_cube(q))
+    assert overlaps(policy_cube(p), {"ipv4_src": ip(1)})
 
 
-def test_budget_refuses_later_policies() -> None:
-    members = [Member(i, {f"f{i}": i}) for i in range(1, 8)]  # all overlap: 2^7 - 1 cubes
-    out = combine(members, budget=20, max_members=100)
-    assert out.refused
-    assert min(out.refused) > 2
-    assert len(out.combinations) <= 20
-
-
-def test_suppressor_never_starts_a_rule() -> None:
-    real = Member(1, {"ipv4_dst": "10.0.0.3"})
-    supp = Member(2, {"ipv4_src": "10.0.0.1"}, suppress=True)
-    lone = Member(3, {"ipv4_src": "10.0.0.9"}, suppress=True)
-    out = combine([real, supp, lone], budget=10, max_members=10)
-    assert sorted(x.policy_ids for x in out.combinations) == [(1,), (1, 2), (1, 3)]
+def test_cube_index_finds_exactly_the_overlapping_cubes_and_forgets_removed_ones() -> None:
+    index = CubeIndex()
+    cubes = {
+        1: {"ipv4_src": "a"},
+        2: {"ipv4_src": "b"},
+        3: {"ipv4_src": "a", "tcp_dst": 80},
+        4: {"ip_proto": 17, "udp_dst": 53},
+        5: {},
+    }
+    for i, cube in cubes.items():
+        index.add(i, cube)
+    query = {"ipv4_src": "a", "tcp_dst": 81}
+    assert sorted(index.overlapping(query)) == [1, 4, 5]  # 4: pins no field the query pins
+    assert sorted(index.overlapping(query)) == sorted(
+        i for i, c in cubes.items() if overlaps(c, query)
+    )
+    index.remove(1)
+    index.remove(5)
+    assert sorted(index.overlapping(query)) == [4]
+    with pytest.raises(KeyError):
+        index.add(3, {})
 
 
 # --- plans -----------------------------------------------------------------------------------
+
+
+def _is_want(rule: FlowRule) -> bool:
+    """A classification entry (shape table, not a suppressor)."""
+    return (
+        rule.table_id >= TABLE_SHAPE_FIRST
+        and rule.priority == PRIO_WANT
+        and rule.match.metadata is None
+    )
 
 
 def test_pending_reasons() -> None:
@@ -123,7 +167,9 @@ def test_pending_reasons() -> None:
         "monitor host 00:00:00:00:00:05 is the source host": lab.policy(
             src_mac=mac(5), monitor_ip=ip(5)
         ),
-        "reserved copy-tag range": lab.policy(src_ip=ip(1), vlan_id=3950, monitor_mac=mac(3)),
+        "monitor host 00:00:00:00:00:04 is the destination host": lab.policy(
+            dst_mac=mac(4), monitor_ip=ip(4)
+        ),
     }
     disabled = lab.policy(src_ip=ip(1), monitor_mac=mac(4), enabled=False)
     plan = lab.compile(*cases.values(), disabled)
@@ -135,16 +181,24 @@ def test_pending_reasons() -> None:
     assert plan.flows == {}
 
 
-def test_pending_until_the_tag_is_allocated_then_exhausted() -> None:
-    lab = Lab(config=TapConfig(3900, 3900))
+def test_a_vlan_filter_anywhere_in_the_vlan_range_is_fine() -> None:
+    """Copies carry MPLS labels, so no VLAN id is reserved for them any more."""
+    lab = Lab()
+    p = lab.policy(src_ip=ip(1), vlan_id=3950, monitor_mac=mac(9))
+    assert lab.compile(p).policies[p.id].state == PlanState.READY
+
+
+def test_pending_when_the_label_range_is_exhausted_and_ready_once_one_is_freed() -> None:
+    lab = Lab(config=TapConfig(16, 16))
     a = lab.policy(src_ip=ip(1), monitor_mac=mac(9))
     b = lab.policy(src_ip=ip(1), monitor_mac=mac(10))
-    first = compile_tap([a, b], lab.topo, lab.hosts, {}, lab.config)
-    assert first.policies[a.id].reason == "copy tag not allocated yet"
-    assert first.missing_tags({}) == {"monitor:00:00:00:00:00:09", "monitor:00:00:00:00:00:0a"}
     plan = lab.compile(a, b)
     assert plan.policies[a.id].state == PlanState.READY
-    assert plan.policies[b.id].reason == "copy-tag range 3900-3900 exhausted"
+    assert plan.policies[b.id].reason == "copy-label range 16-16 exhausted"
+    compiler = plan.compiler
+    compiler.remove_policy(a.id)
+    compiler.flush()
+    assert compiler.plan(b.id).state == PlanState.READY  # type: ignore[union-attr]
 
 
 def test_no_path_is_pending() -> None:
@@ -172,36 +226,77 @@ def test_static_hosts_lookup() -> None:
     assert hosts.by_ip("10.0.0.2") is None
 
 
-def test_cookies_group_ids_and_rules_for() -> None:
+def test_cookies_name_the_owner_and_rules_for_lists_shared_ones() -> None:
     lab = Lab()
     a = lab.policy(src_ip=ip(1), monitor_mac=mac(9))
     b = lab.policy(src_ip=ip(1), ip_proto=6, monitor_mac=mac(9))
     c = lab.policy(src_ip=ip(3), monitor_mac=mac(12))
     plan = lab.compile(a, b, c)
-    leaf1 = lab.port(1).dpid
-    owners = {owner_of(r.cookie) for r in plan.flows[leaf1]}
-    assert (Owner.TAP_SHARED, 0) in owners  # the a+b combination, guards, shared tag
-    assert all(owns_group(g.group_id) for gs in plan.groups.values() for g in gs)
-    own = [g for g in plan.groups[leaf1] if g.group_id == 0x56000000 + a.id]
-    assert len(own) == 1
-    # c's rules carry its own cookie wherever it is alone
-    leaf2 = lab.port(3).dpid
-    c_rules = plan.rules_for(c.id)
-    classify = [r for r in c_rules[leaf2][0] if PRIO_TAP_BASE <= r.priority < PRIO_COPY_TRANSIT]
-    assert [r.cookie for r in classify] == [cookie(Owner.POLICY, c.id)]
-    # rules_for a includes the shared combination and the monitor's delivery rule
+    leaf1, leaf2 = lab.port(1).dpid, lab.port(3).dpid
+    # a and b have their own classification entries (two shapes), share the copy to h9
     a_rules = plan.rules_for(a.id)
-    assert lab.port(9).dpid in a_rules
-    assert any(r.priority == PRIO_TAP_BASE + 2 for r in a_rules[leaf1][0])
+    want = [r for r in a_rules[leaf1][0] if r.table_id >= TABLE_SHAPE_FIRST]
+    assert [r.cookie for r in want] == [cookie(Owner.POLICY, a.id)]
+    copies = [r for r in a_rules[leaf1][0] if r.table_id == TABLE_COPY]
+    assert copies and {r.cookie for r in copies} == {cookie(Owner.TAP_SHARED)}
+    assert a_rules[leaf1][1] == plan.groups[leaf1]  # the switch's copy group
+    assert lab.port(9).dpid in a_rules  # the delivery at the monitor's edge
     assert plan.policies[a.id].dpids == frozenset(a_rules)
-    # the same inputs give the same plan
+    # c is alone on leaf 2: every rule of its own carries its cookie
+    mine = [r for r in plan.rules_for(c.id)[leaf2][0]]
+    assert {r.cookie for r in mine} == {cookie(Owner.POLICY, c.id)}
+    assert all(owns_group(g.group_id) for gs in plan.groups.values() for g in gs)
+    assert all(owner_of(r.cookie) is not None for fs in plan.flows.values() for r in fs)
+    # the same inputs give the same rules
     again = lab.compile(a, b, c)
-    assert again.flows == plan.flows
+    assert {d: set(f) for d, f in again.flows.items()} == {d: set(f) for d, f in plan.flows.items()}
     assert again.groups == plan.groups
 
 
+def test_a_switch_pipeline_walks_its_shape_tables_then_emits() -> None:
+    lab = Lab()
+    a = lab.policy(src_ip=ip(1), monitor_mac=mac(9))
+    b = lab.policy(dst_ip=ip(2), ip_proto=17, monitor_mac=mac(12))
+    plan = lab.compile(a, b)
+    leaf1 = lab.port(1).dpid
+    flows = {(r.table_id, r.priority): r for r in plan.flows[leaf1] if r.match == Match()}
+    walk = flows[(TABLE_CLASSIFY, 0)]
+    tables = [x.table_id for x in walk.actions if isinstance(x, Resubmit)]
+    want = sorted({r.table_id for r in plan.flows[leaf1] if _is_want(r)})
+    assert tables[: len(want)] == want and len(tables) > len(want)  # then suppress tables
+    assert walk.goto_table == TABLE_EMIT
+    assert flows[(TABLE_INGRESS, PRIO_TO_CLASSIFY)].goto_table == TABLE_CLASSIFY
+    marks = [
+        r
+        for r in plan.flows[leaf1]
+        if (r.table_id, r.priority) == (TABLE_INGRESS, PRIO_FABRIC_MARK)
+    ]
+    assert {r.match.in_port for r in marks} == set(range(1, lab.fab.spines + 1))
+    assert all(r.goto_table == TABLE_TRANSIT for r in marks)
+    (group,) = plan.groups[leaf1]
+    assert group.group_id == GROUP_COPY and len(group.buckets) == 2  # h9 and h12
+
+
+def test_rule_count_is_linear_in_policies() -> None:
+    """One classification entry per policy; everything else depends on the switches and the
+    monitors, not on how many policies there are."""
+    shared = []
+    for count in (300, 600):
+        lab = Lab()
+        policies = [
+            lab.policy(src_ip=ip(1 + i % 8), ip_proto=17, dst_port=1000 + i, monitor_mac=mac(16))
+            for i in range(count)
+        ]
+        plan = lab.compile(*policies)
+        per_policy = [r for fs in plan.flows.values() for r in fs if _is_want(r)]
+        assert len(per_policy) == count
+        shared.append(sum(len(fs) for fs in plan.flows.values()) - count)
+    assert shared[0] == shared[1]
+
+
 def test_priorities_are_ordered() -> None:
-    assert PRIO_LLDP_TRAP > PRIO_GUARD > PRIO_COPY_TRANSIT > PRIO_TAP_BASE > PRIO_TAP_DEFAULT
+    assert PRIO_LLDP_TRAP > PRIO_FABRIC_MARK > PRIO_TO_CLASSIFY
+    assert PRIO_COPY_TRANSIT > 0
 
 
 # --- ofctl -----------------------------------------------------------------------------------
@@ -209,118 +304,69 @@ def test_priorities_are_ordered() -> None:
 
 def test_ofctl_flow() -> None:
     rule = FlowRule(
-        0,
-        1001,
+        10,
+        100,
         Match(in_port=1, eth_type=0x0800, ip_proto=6, ipv4_src="10.0.0.1", tcp_dst=80),
-        (ToGroup(0x56000001),),
+        (LoadReg(0, 0x5, 0x5),),
     )
     assert (
-        to_ofctl(rule)
-        == "table=0,priority=1001,in_port=1,tcp,nw_src=10.0.0.1,tp_dst=80 actions=group:0x56000001"
+        to_ofctl(rule) == "table=10,priority=100,in_port=1,tcp,nw_src=10.0.0.1,tp_dst=80"
+        " actions=set_field:0x5/0x5->reg0"
     )
 
 
-def test_ofctl_transit_delivery_guard_and_default() -> None:
-    transit = FlowRule(0, 50000, Match(in_port=3, vlan_vid=0x1000 | 3900), (Output(1),), cookie=5)
-    assert (
-        to_ofctl(transit)
-        == "table=0,priority=50000,cookie=0x0000000000000005,in_port=3,dl_vlan=3900"
-        " actions=output:1"
+def test_ofctl_copy_transit_delivery_and_marks() -> None:
+    copy = FlowRule(
+        TABLE_COPY,
+        10,
+        Match(regs=((0, 1, 1), (8, 0, 0xFFFFFFFF), (9, 0x100, 0x100))),
+        (PushMpls(), SetField("mpls_label", 20), MoveBits("reg9", "mpls_tc", 3), Output(2)),
+        cookie=5,
     )
+    assert to_ofctl(copy) == (
+        "table=5,priority=10,cookie=0x0000000000000005,reg0=0x1/0x1,reg8=0x0,reg9=0x100/0x100"
+        " actions=push_mpls:0x8847,set_field:20->mpls_label,"
+        "move:NXM_NX_REG9[0..2]->OXM_OF_MPLS_TC[0..2],output:2"
+    )
+    transit = FlowRule(2, 100, Match(in_port=3, eth_type=0x8847, mpls_label=20), (Output(1),))
+    assert to_ofctl(transit) == "table=2,priority=100,in_port=3,mpls,mpls_label=20 actions=output:1"
     delivery = FlowRule(
-        0,
-        50000,
-        Match(eth_type=0x0800, vlan_vid=0x1000 | 3901),
+        2,
+        100,
+        Match(eth_type=0x8847, mpls_label=21, mpls_tc=0),
         (
-            PopVlan(),
+            PopMpls(0x0800),
             SetField("eth_dst", "00:00:00:00:00:03"),
             SetField("ipv4_dst", "10.0.0.3"),
             Output(ReservedPort.IN_PORT),
         ),
     )
     assert to_ofctl(delivery) == (
-        "table=0,priority=50000,ip,dl_vlan=3901 actions=pop_vlan,"
+        "table=2,priority=100,mpls,mpls_label=21,mpls_tc=0 actions=pop_mpls:0x0800,"
         "set_field:00:00:00:00:00:03->eth_dst,set_field:10.0.0.3->ip_dst,IN_PORT"
     )
-    guard = FlowRule(0, 60000, Match(in_port=5, vlan_vid=0x1000 | 3900))
-    assert to_ofctl(guard) == "table=0,priority=60000,in_port=5,dl_vlan=3900 actions=drop"
-    default = FlowRule(0, 0, Match(), goto_table=1)
-    assert to_ofctl(default) == "table=0,priority=0 actions=goto_table:1"
+    mark = FlowRule(0, 100, Match(in_port=1), goto_table=2, write_metadata=(1, 1))
+    assert to_ofctl(mark) == (
+        "table=0,priority=100,in_port=1 actions=write_metadata:0x1/0x1,goto_table:2"
+    )
+    suppress = FlowRule(11, 100, Match(metadata=(1, 1), eth_src="00:00:00:00:00:09"))
+    assert to_ofctl(suppress) == (
+        "table=11,priority=100,metadata=0x1/0x1,dl_src=00:00:00:00:00:09 actions=drop"
+    )
     udp = FlowRule(1, 7, Match(eth_type=0x0800, ip_proto=17, udp_src=53, vlan_vid=0), ())
     assert to_ofctl(udp) == "table=1,priority=7,udp,vlan_tci=0x0000/0x1fff,tp_src=53 actions=drop"
 
 
 def test_ofctl_group() -> None:
     group = GroupRule(
-        0x56000001,
+        GROUP_COPY,
         GroupType.ALL,
-        (
-            Bucket((Resubmit(1),)),
-            Bucket((PushVlan(0x88A8), SetField("vlan_vid", 4196), Output(2))),
-        ),
+        (Bucket((LoadReg(8, 0), Resubmit(5))), Bucket((LoadReg(8, 1), Resubmit(5)))),
     )
     assert to_ofctl(group) == (
-        "group_id=0x56000001,type=all,bucket=resubmit(,1),"
-        "bucket=push_vlan:0x88a8,set_field:4196->vlan_vid,output:2"
+        "group_id=0x56000001,type=all,bucket=set_field:0x0->reg8,resubmit(,5),"
+        "bucket=set_field:0x1->reg8,resubmit(,5)"
     )
-
-
-def _reference_group_ids(texts: dict[tuple[tuple[int, ...], int], str]) -> dict:
-    """The rule group ids follow, stated plainly: keys in text order, own id if free, else a
-    hashed slot probed in that order."""
-    import hashlib
-
-    from vtap.compiler.tap import _HASHED_GROUPS
-
-    ids, used, hashed = {}, set(), []
-    for key, text in sorted(texts.items(), key=lambda kt: kt[1]):
-        owners = key[0]
-        own = 0x56000000 + owners[0]
-        if len(owners) == 1 and owners[0] < _HASHED_GROUPS and own not in used:
-            ids[key] = own
-            used.add(own)
-        else:
-            hashed.append((key, text))
-    for key, text in hashed:
-        slot = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big")
-        slot %= _HASHED_GROUPS
-        while 0x56000000 + _HASHED_GROUPS + slot in used:
-            slot = (slot + 1) % _HASHED_GROUPS
-        ids[key] = 0x56000000 + _HASHED_GROUPS + slot
-        used.add(ids[key])
-    return ids
-
-
-def test_group_ids_follow_the_text_order_though_texts_are_made_lazily() -> None:
-    import random
-
-    from vtap.compiler.tap import _HASHED_GROUPS, _assign_group_ids
-
-    rng = random.Random(7)
-    for _ in range(50):
-        keys = {
-            (tuple(sorted(rng.sample([1, 2, 3, 4, _HASHED_GROUPS + 1], rng.randint(1, 2)))), b)
-            for b in range(rng.randint(1, 12))
-        }
-        texts = {k: f"{k[0]}|bucket-{rng.randint(0, 5)}-{k[1]}" for k in keys}
-        made: list = []
-
-        def text(key: tuple[tuple[int, ...], int], texts: dict = texts, made: list = made) -> str:
-            made.append(key)
-            return texts[key]
-
-        assert _assign_group_ids(keys, text) == _reference_group_ids(texts)
-        # a policy's only group needs no text
-        alone = [k for k in keys if len(k[0]) == 1 and sum(j[0] == k[0] for j in keys) == 1]
-        assert not {k for k in alone if k[0][0] < _HASHED_GROUPS} & set(made)
-
-
-def test_builder_refuses_a_grouped_rule_that_repeats_a_merged_rules_key() -> None:
-    from vtap.compiler.tap import _Builder
-
-    b = _Builder()
-    match = Match(in_port=1, eth_src="00:00:00:00:00:01")
-    b.flow(1, FlowRule(0, PRIO_TAP_BASE + 1, match, goto_table=1), (7,))
-    b.grouped_flow(1, PRIO_TAP_BASE + 1, match, (7,), b.bucket_id((), 0x88A8))
-    with pytest.raises(AssertionError, match="one key twice"):
-        b.finish()
+    assert to_ofctl(FlowRule(4, 0, Match(), (ToGroup(GROUP_COPY),))) == (
+        "table=4,priority=0 actions=group:0x56000001"
+    )

@@ -7,7 +7,7 @@ import itertools
 from tests.sim.lab import Lab, ip, mac
 from vtap.compiler.copytree import CopyTree
 from vtap.compiler.forwarding import path_rules
-from vtap.compiler.tappaths import matches, order_hops, peer_map, policy_routes
+from vtap.api.tappaths import matches, order_hops, peer_map, policy_routes
 from vtap.domain.network import FlowKey, PortRef
 from vtap.topology import host_path
 

@@ -16,6 +16,27 @@ from vtap.domain.reports import (  # noqa: F401  (part of the API's schemas)
 )
 
 
+class Stall(BaseModel):
+    at: float  # when the event loop woke late (Unix time)
+    ms: float  # how late
+
+
+class LoopLagOut(BaseModel):
+    """How late the controller's event loop ran (controller/looplag.py): the worst since start,
+    a histogram, and the recent stalls over 50 ms."""
+
+    interval_ms: float
+    samples: int
+    max_ms: float
+    histogram_ms: dict[str, int]
+    stalls: list[Stall]
+
+
+class InstallOut(BaseModel):
+    rounds: int  # install rounds run since start
+    last_full_build_s: float  # the last full build (off the event loop), seconds
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -23,6 +44,8 @@ class Health(BaseModel):
     switches: int
     links: int
     hosts: int
+    event_loop: LoopLagOut | None = None
+    install: InstallOut | None = None
 
 
 class PortOut(BaseModel):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from vtap.compiler.tappaths import Route, order_hops, peer_map, policy_routes
+from vtap.api.tappaths import Route, order_hops, peer_map, policy_routes
 from vtap.controller.core import Controller
 from vtap.domain.network import FlowKey, PortRef, dpid_str
 from vtap.domain.policy import Policy

@@ -26,12 +26,12 @@ from typing import Any
 import httpx
 
 from vtap.bench.workload import FIRST_PORT, mix, policy_specs
-from vtap.openflow.pipeline import Owner, owner_of
 from vtap.compiler.tap import REFUSED_OVERLAP
 from vtap.errors import VtapError
 from vtap.lab.ctlproc import vtap_command
 from vtap.lab.topo import LeafSpinePlan
 from vtap.lab.traffic import Capture, FrameSpec, send
+from vtap.openflow.pipeline import Owner, owner_of
 
 LAB_LOCK = "/tmp/vtap-lab.lock"
 Say = Callable[[str], None]

@@ -1,15 +1,24 @@
-"""A realistic, reproducible mix of TAP policies over a leaf-spine address plan.
+"""Reproducible mixes of TAP policies over a leaf-spine address plan.
 
-Every policy has a distinct L4 port, so no two policies share a match (no 409) and overlap
-combinations stay what a real operator's set would produce (policies rarely intersect):
+`policy_specs`, the *plain* mix (every policy has a distinct L4 port, so no two share a
+match):
 - 60 % source policies: `src_ip` + UDP or TCP `dst_port`;
 - 20 % source + destination: `src_ip`, `dst_ip`, TCP `dst_port`;
 - 20 % destination-only: `dst_ip` + UDP or TCP `dst_port` (classified at the destination's edge).
 Monitors are spread over the hosts (never the policy's own source or destination).
+
+`overlap_specs`, the *overlapping* mix of the compiler-v2 issue: policies that pin different
+fields, so a packet can match several (from source port 443 to destination port 80 it matches
+both "h1 src_port 443" and "h1→h2 dst_port 80"):
+- 20 % destination-only with a UDP destination port;
+- 20 % source-only with a TCP source port;
+- 60 % source + destination with a TCP destination port;
+random monitors among the hosts (seeded), all ports distinct while there are ports enough.
 """
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,12 +63,52 @@ def policy_specs(plan: LeafSpinePlan, count: int, prefix: str = "bench") -> list
     return specs
 
 
-def policies(plan: LeafSpinePlan, count: int) -> list[Policy]:
-    """The same mix as stored Policy objects (ids 1..count), for the compiler."""
+def overlap_specs(
+    plan: LeafSpinePlan, count: int, prefix: str = "ov", seed: int = 10
+) -> list[dict[str, Any]]:
+    """The overlapping mix (module doc). Beyond the 64,511 distinct ports, ports repeat with
+    other hosts: (match, monitor) stays unique."""
+    hosts = plan.hosts
+    n = len(hosts)
+    if n < 3:
+        raise ValueError("the workload needs at least 3 hosts")
+    rng = random.Random(seed)
+    ports = 65535 - FIRST_PORT + 1
+    specs: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    i = 0
+    while len(specs) < count:
+        port = FIRST_PORT + i % ports
+        src, dst = rng.sample(hosts, 2)
+        monitor = rng.choice([h for h in hosts if h.name not in (src.name, dst.name)])
+        kind = i % 5
+        spec: dict[str, Any] = {"name": f"{prefix}-{len(specs)}", "monitor_mac": monitor.mac}
+        if kind == 0:
+            spec |= {"dst_ip": dst.ip, "ip_proto": 17, "dst_port": port}
+        elif kind == 1:
+            spec |= {"src_ip": src.ip, "ip_proto": 6, "src_port": port}
+        else:
+            spec |= {"src_ip": src.ip, "dst_ip": dst.ip, "ip_proto": 6, "dst_port": port}
+        i += 1
+        identity = tuple(sorted((k, v) for k, v in spec.items() if k != "name"))
+        if identity in seen:
+            continue
+        seen.add(identity)
+        specs.append(spec)
+    return specs
+
+
+def stored(specs: list[dict[str, Any]]) -> list[Policy]:
+    """Specs as stored Policy objects (ids 1..), for the compiler."""
     return [
         Policy.stored(i + 1, PolicySpec.model_validate(spec), T0, T0)
-        for i, spec in enumerate(policy_specs(plan, count))
+        for i, spec in enumerate(specs)
     ]
+
+
+def policies(plan: LeafSpinePlan, count: int) -> list[Policy]:
+    """The plain mix as stored Policy objects (ids 1..count), for the compiler."""
+    return stored(policy_specs(plan, count))
 
 
 def mix(specs: list[dict[str, Any]]) -> dict[str, int]:

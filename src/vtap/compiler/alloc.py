@@ -172,13 +172,15 @@ class Allocations:
 
     # --- slots ------------------------------------------------------------------------------
 
-    def slot(self, dpid: int, copy_key: str, in_use: Iterable[str] = ()) -> int | None:
+    def slot(
+        self, dpid: int, copy_key: str, in_use: Callable[[], Iterable[str]] = tuple
+    ) -> int | None:
         """The key's slot on this switch; when the switch has none left, slots of keys not
-        `in_use` there are reclaimed first (lowest slot first)."""
+        `in_use()` there are reclaimed first (lowest slot first)."""
         pool = self._slot_pool(dpid)
         number = pool.take(copy_key)
         if number is None:
-            busy = set(in_use)
+            busy = set(in_use())
             for idle in sorted(k for k in pool.by_key if k not in busy):
                 pool.release(idle)
             number = pool.take(copy_key)

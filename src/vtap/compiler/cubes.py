@@ -10,6 +10,7 @@ packet. Two cubes of any shapes overlap iff they agree on every field both pin.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from functools import cache
 from operator import itemgetter
 
 from vtap.domain.policy import IP_PROTO_TCP, IP_PROTO_UDP, Policy
@@ -51,12 +52,18 @@ def policy_cube(policy: Policy) -> dict[str, Value]:
 _L4 = {"tcp_src": "l4_src", "udp_src": "l4_src", "tcp_dst": "l4_dst", "udp_dst": "l4_dst"}
 
 
+@cache
+def _shape(fields: tuple[str, ...]) -> Shape:
+    return frozenset(_L4.get(f, f) for f in fields)
+
+
 def shape_of(cube: Cube) -> Shape:
     """The fields a cube pins, with TCP and UDP ports as one field each: a TCP and a UDP cube
     are disjoint anyway (ip_proto differs), so they can share a table."""
-    return frozenset(_L4.get(f, f) for f in cube)
+    return _shape(tuple(cube))
 
 
+@cache
 def shape_name(shape: Shape) -> str:
     return "+".join(sorted(shape)) or "any"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from vtap.domain.network import FlowKey
 from vtap.openflow.pipeline import (
     PRIO_ARP_TRAP,
     PRIO_IPV4_TRAP,
@@ -22,7 +23,6 @@ from vtap.openflow.pipeline import (
     cookie,
 )
 from vtap.openflow.rules import FlowRule, Match, Output, ReservedPort
-from vtap.domain.network import FlowKey
 from vtap.packets import ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_LLDP, IP_PROTO_TCP, IP_PROTO_UDP
 from vtap.topology.paths import Hop
 

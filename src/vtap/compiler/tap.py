@@ -186,10 +186,12 @@ class TapCompiler:
         self._refs: dict[int, tuple[str | None, tuple[tuple[str, str], ...]]] = {}
         self._unresolved_monitors = 0
         self._released_later: set[str] = set()
+        self._tables_released_later: set[tuple[str, str]] = set()
         self._stale: set[Producer] = set()
         self._stale_pipes: set[int] = set()
         self._changed: set[int] = set()
         self._starved: set[int] = set()  # pending for lack of a label, slot or table
+        self._freed = False  # a slot was freed since the last flush
 
     # --- public: changes -------------------------------------------------------------------
 
@@ -211,8 +213,7 @@ class TapCompiler:
         self._starved.discard(policy_id)
         self._unref(policy)
         self._changed.add(policy_id)
-        if freed and self._starved:
-            self._retry_starved()
+        self._freed |= freed
 
     def set_hosts(self, hosts: HostLookup, changed: Iterable[Host]) -> None:
         """The host table changed for these hosts (old and new versions): place again every
@@ -300,6 +301,11 @@ class TapCompiler:
 
     def flush(self) -> Delta:
         """Turn every change since the last flush into per-switch changed keys."""
+        if self._release() or self._freed:
+            self._freed = False
+            if self._starved:
+                self._retry_starved()
+                self._release()
         # Producers that lost their last user go first: a new producer for the same entries
         # (a policy placed again in the same flush) must find them gone.
         stale = sorted(self._stale, key=lambda p: bool(p.owners_left()))
@@ -369,17 +375,25 @@ class TapCompiler:
             self._shape_refs[shape] -= 1
             if not self._shape_refs[shape]:
                 del self._shape_refs[shape]
-                self.alloc.release_table(*shape)
-        self._release_labels()
+                self._tables_released_later.add(shape)
 
-    def _release_labels(self) -> None:
-        """Release labels nobody names any more; while a policy's monitor is known only by an
-        IP nobody has answered for, any monitor label may be its own: keep them."""
+    def _release(self) -> bool:
+        """Release (at flush, so a policy replaced within one batch keeps its numbers) the
+        tables and labels nobody names any more. While a policy's monitor is known only by an
+        IP nobody has answered for, any monitor label may be its own: those are kept."""
+        released = False
+        for shape in sorted(self._tables_released_later):
+            if shape not in self._shape_refs:
+                self.alloc.release_table(*shape)
+                released = True
+        self._tables_released_later.clear()
         for label in sorted(self._released_later):
             if label in self._label_refs:
+                self._released_later.discard(label)
                 continue
             if label.startswith("monitor:") and self._unresolved_monitors:
                 continue
+            released = True
             self._released_later.discard(label)
             busy = [
                 d
@@ -387,6 +401,7 @@ class TapCompiler:
                 if any(c.copy_key == label for c in here.values())
             ]
             self.alloc.release_label(label, busy)
+        return released
 
     # --- placing ---------------------------------------------------------------------------
 
@@ -443,8 +458,8 @@ class TapCompiler:
         return want, suppress
 
     def _slot_for(self, p: Placement) -> int:
-        in_use = [c.copy_key for c in self._slots.get(p.origin, {}).values()]
-        slot = self.alloc.slot(p.origin, p.copy_key, in_use)
+        here = self._slots.get(p.origin, {})
+        slot = self.alloc.slot(p.origin, p.copy_key, lambda: [c.copy_key for c in here.values()])
         if slot is None:
             raise _Starved(
                 f"no monitor slot left on {self.view.label(p.origin)} "

@@ -25,7 +25,7 @@ def controller(
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
 ) -> None:
     """Run the vtap controller in the foreground (OpenFlow 1.3 + REST API)."""
-    from vtap.controller.service import serve
+    from vtap.service import serve
 
     if not 0 < of_port < 65536:
         raise VtapError(f"--of-port must be 1..65535, not {of_port}")

@@ -11,10 +11,12 @@ import asyncio
 import contextlib
 import logging
 
-from vtap.compiler.tags import TapConfig
+from vtap.compiler.alloc import TapConfig
 from vtap.controller.discovery import Discovery
 from vtap.controller.flowstats import FlowStats
 from vtap.controller.forwarding import Forwarding
+from vtap.controller.installer import Installer
+from vtap.controller.looplag import LoopLag
 from vtap.controller.policies import PolicyService
 from vtap.controller.reconciler import Reconciler
 from vtap.controller.state import ControllerState
@@ -39,39 +41,33 @@ class Controller:
         hosts_store: HostRepository | None = None,
     ) -> None:
         self.state = state or ControllerState(settings)
+        self.store = store
         self.forwarding = Forwarding(self.state)
         self.discovery = Discovery(self.state, self.forwarding.links_gone)
-        self.reconciler = Reconciler(
-            self.state.sessions,
-            lambda dpid, tap: self.policies.desired(dpid, tap),
-            self.state.clock,
-            settings.tap_settle,
-        )
-        self.policies = PolicyService(
-            self.state,
-            store,
-            TapConfig(tag_first=settings.tag_first, tag_last=settings.tag_last),
-            self.reconciler,
-            probe=self.forwarding.probe_ip,
-        )
+        self.reconciler = Reconciler(self.state.sessions, self.state.clock, settings.tap_settle)
         self.hosts_store = hosts_store or MemoryHostRepository()
         now = self.state.now()
         for host in self.hosts_store.load(now):
             self.state.hosts.observe(host.mac, host.ip, host.location, now)
-        self.reconciler.before_round = self._before_round
-        self.reconciler.after_round = self.policies.update_status
-        self.state.on_change = self.reconciler.request
-        self.flowstats = FlowStats(self.state, self.policies, store)
-
-    def _before_round(self) -> None:
-        self.hosts_store.sync(self.state.hosts.all())
-        self.policies.recompile()
+        self.installer = Installer(
+            self.state,
+            store,
+            self.hosts_store,
+            TapConfig(label_first=settings.label_first, label_last=settings.label_last),
+            self.reconciler,
+            probe=self.forwarding.probe_ip,
+        )
+        self.policies = PolicyService(self.state, store, self.installer)
+        self.state.on_change = self.installer.request
+        self.flowstats = FlowStats(self.state, self.installer, store)
+        self.loop_lag = LoopLag()
 
     async def run(self) -> None:
         """Background work that is not tied to one switch."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.discovery.run(), name="discovery")
-            tasks.create_task(self.reconciler.run(), name="reconciler")
+            tasks.create_task(self.installer.run(), name="installer")
+            tasks.create_task(self.loop_lag.run(), name="loop-lag")
             tasks.create_task(self.flowstats.run(), name="flowstats")
 
     # ------------------------------------------------------------ switch lifecycle
@@ -104,8 +100,13 @@ class Controller:
         ports = [p for p in replies if isinstance(p, Port)]
         name = next((p.name for p in ports if p.port_no == LOCAL_PORT), "")
         self.state.topology.switch_up(Switch(dpid, name, tuple(ports)), self.state.now())
-        adopted, result = await self.reconciler.join(session)
+        adopted = await self.reconciler.join(session)
         self.forwarding.adopt(dpid, adopted)
+        # The base pipeline at once (LLDP must be trapped before links can be seen); TAP
+        # entries once the switch settled (see reconciler.py).
+        result = (await self.reconciler.sync(self.installer.desired, {dpid: None}))[dpid]
+        if not result.ok:
+            log.warning("switch %016x: base pipeline not installed: %s", dpid, result)
         log.info(
             "switch %016x (%s) joined: %d change(s), %d path entries adopted",
             dpid,
@@ -127,6 +128,7 @@ class Controller:
             return  # replaced by a newer connection; that one owns the switch now
         del self.state.sessions[dpid]
         self.reconciler.leave(dpid)
+        self.installer.forget_switch(dpid)
         log.info("switch %016x disconnected: %s", dpid, session.close_reason)
         gone = self.state.topology.switch_down(dpid, self.state.now())
         self.state.flows.drop_switch(dpid)

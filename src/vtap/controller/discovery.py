@@ -7,11 +7,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from vtap.openflow.rules import Output
 from vtap.controller.state import ControllerState
 from vtap.domain.network import LOCAL_PORT, Link, PortRef
 from vtap.ofchannel import codec
 from vtap.ofchannel.session import SwitchSession
+from vtap.openflow.rules import Output
 from vtap.packets import Lldp, build_lldp
 
 log = logging.getLogger(__name__)

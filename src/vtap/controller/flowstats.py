@@ -1,11 +1,11 @@
 """The statistics poller: every `stats_interval`, read every switch's counters once.
 
 One round asks each connected switch, concurrently, for the counters of its forwarding entries
-(cookie mask: only the forwarding app's per-5-tuple entries) and, where TAP groups live, for its
-group counters. The first feed the flow table (per flow, per switch on its path), the second
-the copies per policy. Live views (REST, the event stream) read the results and wait for the
-next round here instead of asking the switches themselves, so a browser left open never adds
-switch traffic.
+(cookie mask: only the forwarding app's per-5-tuple entries) and, where the switch makes copies,
+for the counters of its copy entries (table COPY). The first feed the flow table (per flow, per
+switch on its path), the second the copies per policy. Live views (REST, the event stream)
+read the results and wait for the next round here instead of asking the switches themselves,
+so a browser left open never adds switch traffic.
 """
 
 from __future__ import annotations
@@ -18,14 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vtap.compiler.forwarding import flow_key_of
-from vtap.openflow.pipeline import COOKIE_OWNER_MASK, Owner, cookie
-from vtap.openflow.rules import FlowStat
-from vtap.controller.policies import PolicyService
+from vtap.controller.installer import Installer
 from vtap.controller.state import ControllerState
 from vtap.ofchannel import codec
-from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import SessionClosed, SwitchSession
-from vtap.stats.copies import copy_totals
+from vtap.openflow.pipeline import COOKIE_OWNER_MASK, TABLE_COPY, Owner, cookie
+from vtap.openflow.rules import EntryKey, FlowStat
+from vtap.stats.copies import CopyEntries, copy_totals
 from vtap.stats.flowtable import EntryCounters, FlowTable
 from vtap.stats.rates import Rate, Reading, rate
 from vtap.store.base import PolicyRepository
@@ -47,19 +46,19 @@ class FlowStats:
     def __init__(
         self,
         state: ControllerState,
-        policies: PolicyService,
+        installer: Installer,
         store: PolicyRepository,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
-        self._policies = policies
+        self._installer = installer
         self._store = store
         self._wall = wall_clock
         self.interval = state.settings.stats_interval
         self.flows = FlowTable(state.settings.stats_history)
         self.copies: dict[int, CopyStat] = {}
         self._copy_readings: dict[int, Reading] = {}
-        self._groups: dict[int, dict[int, m.GroupCounters]] = {}
+        self._counters: dict[int, dict[EntryKey, tuple[int, int]]] = {}
         self.round = 0
         self.closed = False
         self._tick = asyncio.Condition()
@@ -98,22 +97,22 @@ class FlowStats:
         results = await asyncio.gather(
             *(self._read(dpid, s) for dpid, s in sessions.items()), return_exceptions=True
         )
-        # A switch that missed this round keeps its last group counters: copies must not
-        # seem to drop and jump back (a spurious restart for the rate).
-        groups = {d: c for d, c in self._groups.items() if d in self._state.sessions}
+        # A switch that missed this round keeps its last counters: copies must not seem to
+        # drop and jump back (a spurious restart for the rate).
+        counters = {d: c for d, c in self._counters.items() if d in self._state.sessions}
         for dpid, result in zip(sessions, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, SessionClosed | ConnectionError | OSError):
                     log.warning("switch %016x: statistics not read: %r", dpid, result)
                 continue
             if result is None:
-                groups.pop(dpid, None)
+                counters.pop(dpid, None)
             else:
-                groups[dpid] = result
-        self._groups = groups
+                counters[dpid] = result
+        self._counters = counters
         for dpid in self.flows.switches() - set(self._state.sessions):
             self.flows.forget_switch(dpid)
-        self._account_copies(groups, self._wall())
+        self._account_copies(counters, self._wall())
         await self.publish()
 
     async def publish(self) -> None:
@@ -122,7 +121,13 @@ class FlowStats:
         async with self._tick:
             self._tick.notify_all()
 
-    async def _read(self, dpid: int, session: SwitchSession) -> dict[int, m.GroupCounters] | None:
+    def _copy_entries(self, dpid: int) -> CopyEntries:
+        compiler = self._installer.compiler
+        return compiler.copy_entries(dpid) if compiler is not None else {}
+
+    async def _read(
+        self, dpid: int, session: SwitchSession
+    ) -> dict[EntryKey, tuple[int, int]] | None:
         request = codec.flow_stats_request(cookie(Owner.FORWARDING), COOKIE_OWNER_MASK)
         replies = await session.multipart(request)
         at = self._wall()
@@ -136,19 +141,19 @@ class FlowStats:
                     EntryCounters(key, item.packet_count, item.byte_count, item.duration_sec)
                 )
         self.flows.observe(dpid, entries, at)
-        if not self._policies.plan.groups.get(dpid):
+        if not self._copy_entries(dpid):
             return None
+        copies = await session.multipart(codec.flow_stats_request(table_id=TABLE_COPY))
         return {
-            c.group_id: c
-            for c in await session.multipart(codec.group_stats_request())
-            if isinstance(c, m.GroupCounters)
+            c.rule.key: (c.packet_count, c.byte_count) for c in copies if isinstance(c, FlowStat)
         }
 
-    def _account_copies(self, groups: dict[int, dict[int, m.GroupCounters]], at: float) -> None:
-        policies = self._store.list()
-        totals = copy_totals(
-            self._policies.plan, policies, self._store.get_tags(), self._state.hosts, groups
-        )
+    def _account_copies(
+        self, counters: dict[int, dict[EntryKey, tuple[int, int]]], at: float
+    ) -> None:
+        policies = [p.id for p in self._store.list()]
+        entries = {dpid: self._copy_entries(dpid) for dpid in counters}
+        totals = copy_totals(policies, entries, counters)
         copies: dict[int, CopyStat] = {}
         readings: dict[int, Reading] = {}
         for pid, total in totals.items():

@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable, Coroutine
 
 from vtap.compiler.forwarding import flow_key_of, path_rules
-from vtap.openflow.pipeline import Owner, owner_of
-from vtap.openflow.rules import FlowRule, Output
 from vtap.controller.state import ControllerState
 from vtap.domain.network import FlowKey, Host, Link, PortRef
 from vtap.ofchannel import codec
 from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
+from vtap.openflow.pipeline import Owner, owner_of
+from vtap.openflow.rules import FlowRule, Output
 from vtap.packets import Frame, build_arp_reply, build_arp_request
 from vtap.topology.hosts import HostEvent, HostEventKind
 from vtap.topology.paths import host_path

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.domain.network import FlowKey, Link, PortRef
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 
 
 def _out_ports(rule: FlowRule) -> set[int]:

@@ -1,25 +1,31 @@
-"""Keeps what every switch holds equal to the intent: desired vs. actual, barrier-confirmed.
+"""Keeps what every switch holds equal to the intent: desired vs. actual, committed in bundles.
 
 The reconciler keeps a mirror of the entries it owns on each switch (read back from the switch
-when it joins, updated after every confirmed batch), so a round needs no dump: it diffs the
-desired rules against the mirror and sends only the difference. A rejected batch re-reads the
-switch, because after an error the mirror can no longer be trusted.
+when it joins, updated after every committed bundle), so a round needs no dump: it diffs the
+desired rules against the mirror — only the keys the compiler says changed, or everything when
+the switch is new, has just settled, or was out of step — and sends only the difference.
 
-Rounds are requested (policy change, topology change, host event), coalesced, and run one at a
-time; callers can wait for the round that includes their change. A round starts `debounce`
-after the first request, so that a burst of events makes one round; a request someone waits
-for (an operator's change through the API) is `urgent` and starts the round at once, taking
-along every request made so far (later ones make the next round).
+Each switch's change is sent as OpenFlow bundles (ATOMIC|ORDERED): packets see the old rule
+set or the new one, never half of each, and a rejected message discards the whole bundle, so
+the mirror stays exact without re-reading the switch. A round runs in three steps across all
+switches, each a bundle per switch, all switches in parallel:
 
-Most rounds change a few switches. A switch whose desired rules are equal to those of its last
-successful sync, with the mirror untouched since, is not diffed again: the diff would be empty.
-Anything that touches the mirror (a join, a rejected batch and the re-read, a lost connection)
-forgets that, so such a switch is diffed in full in the next round.
+1. *prepare*: new or changed transit/delivery entries (they only act on copies that carry their
+   label, so nothing sees them before a classifying switch starts using the label);
+2. *switch*: everything else — classification, copy entries, the copy group, the pipeline;
+3. *clean up*: transit/delivery entries no longer wanted, `linger` seconds after they stopped
+   being wanted (a later round takes them).
+
+So a copy in flight always finds its way: a policy whose monitor moves starts sending copies
+with the new label only once every switch on the new path can carry them, and the old path
+goes only after no switch sends on it any more. The linger covers what the switch's datapath
+still holds: Open vSwitch revalidates its cached flows a moment after a commit, and until then
+packets may still leave with the old label.
 
 A switch that joined only a moment ago, or a controller that just started, has not yet seen the
-fabric's links: compiling against that partial view would delete TAP entries that are right. So
-TAP entries on a switch are synced only once the switch has been connected for `settle` seconds
-(the pipeline's own rules are synced at once).
+fabric's links: compiling against that partial view would delete TAP entries that are right.
+So TAP entries on a switch are synced only once the switch has been connected for `settle`
+seconds (the pipeline's own rules are synced at once).
 """
 
 from __future__ import annotations
@@ -27,25 +33,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from vtap.ofchannel import codec
+from vtap.ofchannel import messages as m
+from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
 from vtap.openflow.diff import ChangeSet, diff
 from vtap.openflow.pipeline import (
     COOKIE_MAGIC,
     COOKIE_OURS_MASK,
+    TABLE_TRANSIT,
     Owner,
     owner_of,
     owns_group,
 )
-from vtap.openflow.rules import FlowRule, FlowStat, GroupRule
-from vtap.ofchannel import codec
-from vtap.ofchannel import messages as m
-from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
+from vtap.openflow.rules import EntryKey, FlowRule, FlowStat, GroupRule
 
 log = logging.getLogger(__name__)
 
 _TAP_OWNERS = (Owner.POLICY, Owner.TAP_SHARED)
+
+Rejected = list[tuple[FlowRule | GroupRule | int, m.Error]]
 
 
 def is_reconciled(cookie: int) -> bool:
@@ -59,10 +68,17 @@ def is_tap(cookie: int) -> bool:
     return owner is not None and owner[0] in _TAP_OWNERS
 
 
+def is_label_entry(rule: FlowRule) -> bool:
+    """A transit or delivery entry: it acts only on copies that carry its label."""
+    return rule.table_id == TABLE_TRANSIT and rule.match.mpls_label is not None
+
+
 @dataclass
 class Desired:
-    flows: list[FlowRule]
-    groups: list[GroupRule]
+    """What one switch should hold (entries vtap reconciles, and its groups)."""
+
+    flows: Mapping[EntryKey, FlowRule]
+    groups: Mapping[int, GroupRule]
 
 
 @dataclass
@@ -71,7 +87,7 @@ class SyncResult:
 
     dpid: int
     applied: int = 0
-    rejected: list[tuple[FlowRule | GroupRule | int, m.Error]] = field(default_factory=list)
+    rejected: Rejected = field(default_factory=list)
     error: str = ""  # the switch could not be synced at all (disconnected, timeout)
     tap_synced: bool = False
 
@@ -82,12 +98,11 @@ class SyncResult:
 
 @dataclass
 class _Mirror:
-    flows: dict[tuple[int, int, object], FlowRule] = field(default_factory=dict)
+    flows: dict[EntryKey, FlowRule] = field(default_factory=dict)
     groups: dict[int, GroupRule] = field(default_factory=dict)
     joined_at: float = 0.0
-    # What the last successful sync made this switch hold: (tap synced, flows, groups). None
-    # when the mirror changed otherwise, or no sync has finished since it was read.
-    synced: tuple[bool, list[FlowRule], list[GroupRule]] | None = None
+    full: bool = True  # the next sync must diff everything (joined, settled, out of step)
+    tap_synced: bool = False  # TAP entries have been synced since the switch settled
 
 
 DesiredFn = Callable[[int, bool], Desired]
@@ -97,64 +112,31 @@ class Reconciler:
     def __init__(
         self,
         sessions: dict[int, SwitchSession],
-        desired: DesiredFn,
         clock: Callable[[], float],
         settle: float,
+        linger: float = 2.0,
     ) -> None:
         self._sessions = sessions
-        self._desired = desired
         self._clock = clock
         self._settle = settle
+        self._linger = linger
         self._mirrors: dict[int, _Mirror] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        self._requested = 0
-        self._completed = 0
-        self._wake = asyncio.Event()
-        self._urgent = asyncio.Event()
-        self._done = asyncio.Condition()
-        self.before_round: Callable[[], None] = lambda: None
-        self.after_round: Callable[[dict[int, SyncResult]], None] = lambda _results: None
+        # label entries no longer wanted, and since when: deleted once they lingered
+        self._unwanted: dict[int, dict[EntryKey, float]] = {}
 
-    # ------------------------------------------------------------ rounds
+    def cleanup_due(self) -> tuple[float, dict[int, set[EntryKey]]] | None:
+        """When the next lingering label entries may go, and which they are (per switch)."""
+        if not any(self._unwanted.values()):
+            return None
+        due = min(t for keys in self._unwanted.values() for t in keys.values()) + self._linger
+        keys = {d: set(k) for d, k in self._unwanted.items() if k}
+        return due, keys
 
-    def request(self, urgent: bool = False) -> int:
-        """Ask for a round; returns a ticket that `wait()` accepts. An urgent request (someone
-        waits for it) cuts the debounce short."""
-        self._requested += 1
-        self._wake.set()
-        if urgent:
-            self._urgent.set()
-        return self._requested
+    # ------------------------------------------------------------ switches
 
-    async def wait(self, ticket: int, timeout: float) -> bool:
-        """Wait until the round covering `ticket` finished; False on timeout."""
-        try:
-            async with asyncio.timeout(timeout), self._done:
-                await self._done.wait_for(lambda: self._completed >= ticket)
-        except TimeoutError:
-            return False
-        return True
-
-    async def run(self, debounce: float = 0.01) -> None:
-        while True:
-            await self._wake.wait()
-            # Coalesce a burst of requests into one round, unless someone is waiting for it.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(debounce):
-                    await self._urgent.wait()
-            await asyncio.sleep(0)  # requests made in the same turn of the loop join this round
-            self._wake.clear()
-            self._urgent.clear()
-            ticket = self._requested
-            try:
-                self.before_round()
-                results = await self.sync_all()
-                self.after_round(results)
-            except Exception:
-                log.exception("reconcile round failed")
-            async with self._done:
-                self._completed = ticket
-                self._done.notify_all()
+    def switches(self) -> list[int]:
+        return sorted(self._mirrors)
 
     def settled(self, dpid: int) -> bool:
         mirror = self._mirrors.get(dpid)
@@ -166,92 +148,131 @@ class Reconciler:
             return self._settle
         return max(0.0, self._settle - (self._clock() - mirror.joined_at))
 
-    # ------------------------------------------------------------ switches
+    def needs_full(self, dpid: int) -> bool:
+        """The switch must be diffed in full: it joined, or settled since its last sync."""
+        mirror = self._mirrors.get(dpid)
+        if mirror is None:
+            return False
+        return mirror.full or (self.settled(dpid) and not mirror.tap_synced)
 
-    async def join(self, session: SwitchSession) -> tuple[list[FlowRule], SyncResult]:
-        """Read what a joining switch holds; sync it. Returns the forwarding entries found
-        (for the forwarding app to adopt) and the sync result."""
+    def holds(self, dpid: int) -> Mapping[EntryKey, FlowRule]:
+        """The entries vtap owns on the switch, as last confirmed."""
+        mirror = self._mirrors.get(dpid)
+        return mirror.flows if mirror is not None else {}
+
+    async def join(self, session: SwitchSession) -> list[FlowRule]:
+        """Read what a joining switch holds; returns the forwarding entries found (for the
+        forwarding app to adopt). The switch is synced by the next round (in full)."""
         dpid = session.dpid
         assert dpid is not None
-        found = await self._read(session)
+        flows, groups = await self._read(session)
         mirror = _Mirror(joined_at=self._clock())
         adopted = []
-        for rule in found[0]:
+        for rule in flows:
             if is_reconciled(rule.cookie):
                 mirror.flows[rule.key] = rule
             else:
                 adopted.append(rule)
-        mirror.groups = {g.group_id: g for g in found[1] if owns_group(g.group_id)}
+        mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
         self._mirrors[dpid] = mirror
-        result = await self.sync(dpid)
-        return adopted, result
+        return adopted
 
     def leave(self, dpid: int) -> None:
         self._mirrors.pop(dpid, None)
         self._locks.pop(dpid, None)
+        self._unwanted.pop(dpid, None)
 
-    async def sync_all(self) -> dict[int, SyncResult]:
-        dpids = sorted(self._mirrors)
-        results = await asyncio.gather(*(self.sync(d) for d in dpids))
-        return dict(zip(dpids, results, strict=True))
+    # ------------------------------------------------------------ rounds
 
-    async def sync(self, dpid: int) -> SyncResult:
+    async def sync(
+        self, desired: DesiredFn, changed: Mapping[int, Iterable[EntryKey] | None]
+    ) -> dict[int, SyncResult]:
+        """Bring these switches to their desired state: `changed[dpid]` lists the keys that
+        may differ (None: diff everything). Three steps across all switches (module doc)."""
+        plans: dict[int, list[ChangeSet]] = {}
+        results: dict[int, SyncResult] = {}
+        for dpid, keys in changed.items():
+            result = results[dpid] = SyncResult(dpid)
+            mirror = self._mirrors.get(dpid)
+            if mirror is None or dpid not in self._sessions:
+                result.error = "not connected"
+                continue
+            tap = self.settled(dpid)
+            result.tap_synced = tap
+            full = keys is None or self.needs_full(dpid)
+            want = desired(dpid, tap)
+            diffed = None if full else set(keys or ())
+            changes = self._held(dpid, _diff(want, mirror, diffed, tap), diffed)
+            plans[dpid] = _phases(changes, has_skeleton=_has_tap_pipeline(mirror))
+            if full:
+                mirror.full = False
+                mirror.tap_synced = tap
+        for step in range(3):
+            jobs = {
+                dpid: phases[step]
+                for dpid, phases in plans.items()
+                if not phases[step].empty and results[dpid].ok
+            }
+            done = await asyncio.gather(*(self._apply(d, c) for d, c in jobs.items()))
+            for (dpid, _), outcome in zip(jobs.items(), done, strict=True):
+                result = results[dpid]
+                result.applied += outcome.applied
+                result.rejected += outcome.rejected
+                result.error = result.error or outcome.error
+                if not outcome.ok:
+                    mirror = self._mirrors.get(dpid)
+                    if mirror is not None:
+                        mirror.full = True  # diff everything next time
+        return results
+
+    def _held(self, dpid: int, changes: ChangeSet, diffed: set[EntryKey] | None) -> ChangeSet:
+        """Hold back deletes of label entries until they lingered (module doc); forget any
+        that this diff found wanted again (or gone)."""
+        now = self._clock()
+        unwanted = self._unwanted.setdefault(dpid, {})
+        going = {r.key for r in changes.flow_deletes if is_label_entry(r)}
+        for key in [k for k in unwanted if (diffed is None or k in diffed) and k not in going]:
+            del unwanted[key]
+        keep = []
+        for rule in changes.flow_deletes:
+            if is_label_entry(rule):
+                since = unwanted.setdefault(rule.key, now)
+                if now - since < self._linger:
+                    continue
+                del unwanted[rule.key]
+            keep.append(rule)
+        if len(keep) == len(changes.flow_deletes):
+            return changes
+        return ChangeSet(
+            changes.group_adds,
+            changes.group_mods,
+            changes.flow_adds,
+            tuple(keep),
+            changes.group_deletes,
+        )
+
+    async def _apply(self, dpid: int, changes: ChangeSet) -> SyncResult:
+        result = SyncResult(dpid)
         lock = self._locks.setdefault(dpid, asyncio.Lock())
         async with lock:
-            return await self._sync(dpid)
-
-    async def _sync(self, dpid: int) -> SyncResult:
-        result = SyncResult(dpid)
-        session = self._sessions.get(dpid)
-        mirror = self._mirrors.get(dpid)
-        if session is None or mirror is None:
-            result.error = "not connected"
+            session = self._sessions.get(dpid)
+            mirror = self._mirrors.get(dpid)
+            if session is None or mirror is None:
+                result.error = "not connected"
+                return result
+            try:
+                await session.apply_bundle(codec.change_messages(changes))
+            except BatchError as exc:
+                result.rejected = _rejected(changes, exc.failures)
+                log.warning("switch %016x: bundle of %d rejected: %s", dpid, len(changes), exc)
+                return result
+            except (SessionClosed, ConnectionError, OSError) as exc:
+                result.error = str(exc)
+                return result
+            _apply_to_mirror(mirror, changes)
+            result.applied = len(changes)
+            log.info("switch %016x: %d change(s) committed", dpid, len(changes))
             return result
-        tap = self.settled(dpid)
-        result.tap_synced = tap
-        want = self._desired(dpid, tap)
-        if mirror.synced is not None and mirror.synced == (tap, want.flows, want.groups):
-            return result  # nothing changed on either side since the last successful sync
-        synced = (tap, want.flows, want.groups)
-        mirror.synced = None
-
-        def owned(cookie: int) -> bool:
-            return is_reconciled(cookie) and (tap or not is_tap(cookie))
-
-        actual = [r for r in mirror.flows.values() if owned(r.cookie)]
-        changes = diff(
-            want.flows,
-            actual,
-            owns_cookie=owned,
-            desired_groups=want.groups if tap else [],
-            actual_groups=list(mirror.groups.values()) if tap else [],
-            owns_group=owns_group,
-        )
-        if changes.empty:
-            mirror.synced = synced
-            return result
-        try:
-            await session.apply(codec.change_messages(changes))
-        except BatchError as exc:
-            result.rejected = _rejected(changes, exc.failures)
-            log.warning("switch %016x: %d change(s) rejected: %s", dpid, len(exc.failures), exc)
-            await self._reread(session, mirror)
-            return result
-        except (SessionClosed, ConnectionError, OSError) as exc:
-            result.error = str(exc)
-            return result
-        _apply_to_mirror(mirror, changes)
-        mirror.synced = synced
-        result.applied = len(changes)
-        log.info("switch %016x: %d change(s) confirmed", dpid, len(changes))
-        return result
-
-    async def _reread(self, session: SwitchSession, mirror: _Mirror) -> None:
-        with contextlib.suppress(SessionClosed, ConnectionError, OSError):
-            flows, groups = await self._read(session)
-            mirror.flows = {r.key: r for r in flows if is_reconciled(r.cookie)}
-            mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
-        mirror.synced = None
 
     @staticmethod
     async def _read(session: SwitchSession) -> tuple[list[FlowRule], list[GroupRule]]:
@@ -263,6 +284,62 @@ class Reconciler:
             [s.rule for s in stats if isinstance(s, FlowStat)],
             [g for g in groups if isinstance(g, GroupRule)],
         )
+
+    async def reread(self, dpid: int) -> None:
+        """Read the switch again (its table may have changed behind vtap's back)."""
+        session = self._sessions.get(dpid)
+        mirror = self._mirrors.get(dpid)
+        if session is None or mirror is None:
+            return
+        with contextlib.suppress(SessionClosed, ConnectionError, OSError):
+            flows, groups = await self._read(session)
+            mirror.flows = {r.key: r for r in flows if is_reconciled(r.cookie)}
+            mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
+        mirror.full = True
+
+
+def _has_tap_pipeline(mirror: _Mirror) -> bool:
+    """The switch already sends fabric packets through TRANSIT (a label entry added there
+    acts at once)."""
+    return any(k[0] == TABLE_TRANSIT and not is_label_entry(r) for k, r in mirror.flows.items())
+
+
+def _diff(want: Desired, mirror: _Mirror, keys: Iterable[EntryKey] | None, tap: bool) -> ChangeSet:
+    """The changes that make the mirror hold `want` (for these keys, or everything). TAP
+    entries and groups only once the switch settled."""
+
+    def owned(value: int) -> bool:
+        return is_reconciled(value) and (tap or not is_tap(value))
+
+    flows: Mapping[EntryKey, FlowRule] = want.flows
+    if not tap:
+        flows = {k: r for k, r in want.flows.items() if not is_tap(r.cookie)}
+    return diff(
+        flows,
+        mirror.flows,
+        owns_cookie=owned,
+        keys=keys,
+        desired_groups=want.groups.values() if tap else (),
+        actual_groups=mirror.groups.values() if tap else (),
+        owns_group=owns_group,
+    )
+
+
+def _phases(changes: ChangeSet, has_skeleton: bool) -> list[ChangeSet]:
+    """prepare / switch / clean-up (module doc). A switch without its TAP pipeline yet takes
+    its label entries in the switch step, with the pipeline that makes them reachable."""
+    early = [r for r in changes.flow_adds if is_label_entry(r)] if has_skeleton else []
+    late = [r for r in changes.flow_deletes if is_label_entry(r)]
+    early_keys = {r.key for r in early}
+    late_keys = {r.key for r in late}
+    main = ChangeSet(
+        changes.group_adds,
+        changes.group_mods,
+        tuple(r for r in changes.flow_adds if r.key not in early_keys),
+        tuple(r for r in changes.flow_deletes if r.key not in late_keys),
+        changes.group_deletes,
+    )
+    return [ChangeSet(flow_adds=tuple(early)), main, ChangeSet(flow_deletes=tuple(late))]
 
 
 def _ordered(changes: ChangeSet) -> Sequence[FlowRule | GroupRule | int]:
@@ -276,11 +353,16 @@ def _ordered(changes: ChangeSet) -> Sequence[FlowRule | GroupRule | int]:
     ]
 
 
-def _rejected(
-    changes: ChangeSet, failures: dict[int, m.Error]
-) -> list[tuple[FlowRule | GroupRule | int, m.Error]]:
+def _rejected(changes: ChangeSet, failures: dict[int, m.Error]) -> Rejected:
+    """The rejected objects; an error the switch tied to no message blames the whole bundle."""
     ordered = _ordered(changes)
-    return [(ordered[i], err) for i, err in sorted(failures.items()) if i < len(ordered)]
+    out: Rejected = []
+    for i, err in sorted(failures.items()):
+        if 0 <= i < len(ordered):
+            out.append((ordered[i], err))
+        else:
+            out += [(obj, err) for obj in ordered]
+    return out
 
 
 def _apply_to_mirror(mirror: _Mirror, changes: ChangeSet) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,10 @@ from mininet.topo import Topo
 
 from vtap.lab.proc import find_tool
 from vtap.lab.topo import LeafSpinePlan
+
+# Copies cross the fabric with a 4-byte MPLS header: a full-size frame from a host (1514 bytes)
+# needs an MTU of at least 1504 on fabric links, as real fabrics have (they run jumbo frames).
+FABRIC_MTU = 1600
 
 _NO_IPV6 = (
     "sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
@@ -106,6 +111,12 @@ class LabNetwork:
         self.net.build()
         for intf in self.plan.switch_interfaces():
             disable_ipv6(intf)
+        ip = find_tool("ip", "iproute2")
+        for link in self.plan.fabric_links:
+            for end in (link.a, link.b):
+                subprocess.run(
+                    [ip, "link", "set", "dev", end.intf, "mtu", str(FABRIC_MTU)], check=True
+                )
 
     def node_pids(self) -> dict[str, int]:
         """Shell pid of every Mininet node: hosts (namespace holders), switches, controller."""

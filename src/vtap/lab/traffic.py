@@ -35,6 +35,8 @@ class FrameSpec:
     sport: int = 40000
     dport: int = 5000
     vlan: int | None = None
+    mpls: tuple[int, int] | None = None  # (label, tc): an MPLS header before the IP packet
+    pad: int = 0  # bytes of padding after the payload marker (pad=1458: full-size UDP frames)
     count: int = 1000
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
@@ -43,6 +45,7 @@ class FrameSpec:
 
 
 def _frames(spec: FrameSpec) -> list[object]:
+    from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import Dot1Q, Ether
     from scapy.packet import Raw
@@ -52,6 +55,8 @@ def _frames(spec: FrameSpec) -> list[object]:
         l2 = Ether(src=spec.src_mac, dst=spec.dst_mac)
         if spec.vlan is not None:
             l2 = l2 / Dot1Q(vlan=spec.vlan)
+        if spec.mpls is not None:
+            l2 = l2 / MPLS(label=spec.mpls[0], cos=spec.mpls[1], s=1, ttl=64)
         l3 = IP(src=spec.src_ip, dst=spec.dst_ip)
         if spec.proto == "udp":
             l4 = UDP(sport=spec.sport, dport=spec.dport)
@@ -59,7 +64,8 @@ def _frames(spec: FrameSpec) -> list[object]:
             l4 = TCP(sport=spec.sport, dport=spec.dport, flags="PA", seq=1000 + i)
         else:
             l4 = ICMP(id=spec.sport, seq=i)
-        frames.append(l2 / l3 / l4 / Raw(f"vtap:{spec.run}:{i:06d}".encode()))
+        payload = f"vtap:{spec.run}:{i:06d}".encode() + b"\0" * spec.pad
+        frames.append(l2 / l3 / l4 / Raw(payload))
     return frames
 
 
@@ -67,7 +73,10 @@ def _send_main(args: argparse.Namespace) -> None:
     from scapy.arch.linux import L2ListenSocket  # noqa: F401  (fail early if no raw sockets)
     from scapy.sendrecv import sendp
 
-    spec = FrameSpec(**json.loads(args.spec))
+    fields = json.loads(args.spec)
+    if fields.get("mpls") is not None:
+        fields["mpls"] = tuple(fields["mpls"])
+    spec = FrameSpec(**fields)
     sendp(_frames(spec), iface=args.iface, inter=args.inter, verbose=False)
 
 

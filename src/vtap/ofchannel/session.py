@@ -1,9 +1,10 @@
 """One OpenFlow 1.3 session with one switch.
 
 Owns the socket: handshake, echo keepalive with dead-peer detection, xid-tracked requests,
-multipart reassembly, and barrier-confirmed batches. Asynchronous switch events (packet-in,
-port status, flow removed, unsolicited errors) go to a queue that the controller drains in its
-own task, so a slow handler never stalls the reads that would answer its own requests.
+multipart reassembly, barrier-confirmed batches and ONF bundles. Asynchronous switch events
+(packet-in, port status, flow removed, unsolicited errors) go to a queue that the controller
+drains in its own task, so a slow handler never stalls the reads that would answer its own
+requests.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 
-ENCODE_CHUNK = 500  # messages encoded between two yields to the event loop (~30 ms of CPU)
+ENCODE_CHUNK = 500  # messages encoded between two yields to the event loop (a few ms of CPU)
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,17 @@ class OpenFlowError(Exception):
 
 
 class BatchError(Exception):
-    """Some messages of a batch were rejected. `failures` maps batch index → error."""
+    """Some messages of a batch were rejected. `failures` maps batch index → error; for a
+    bundle that failed as a whole with no message named (open or commit refused), the index is
+    len(batch). `message` overrides the default text (which names the first failure)."""
 
-    def __init__(self, dpid: int | None, failures: dict[int, m.Error]) -> None:
-        first = min(failures)
-        text = f"switch {dpid or 0:016x}: message {first} of batch rejected: "
-        super().__init__(text + failures[first].text())
+    def __init__(
+        self, dpid: int | None, failures: dict[int, m.Error], message: str | None = None
+    ) -> None:
+        if message is None:
+            first = min(failures)
+            message = f"message {first} of batch rejected: {failures[first].text()}"
+        super().__init__(f"switch {dpid or 0:016x}: {message}")
         self.dpid = dpid
         self.failures = failures
 
@@ -83,6 +89,7 @@ class SwitchSession:
         self._echo_timeout = echo_timeout
         self._request_timeout = request_timeout
         self._xids = itertools.count(1)
+        self._bundle_ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._batch_of: dict[int, _Batch] = {}
         self._write_lock = asyncio.Lock()
@@ -178,36 +185,73 @@ class SwitchSession:
 
     async def apply(self, msgs: Sequence[object]) -> None:
         """Send a batch, then a barrier; return only when the barrier reply came back with no
-        error for any message of the batch. Raises BatchError naming the failed messages."""
-        batch = _Batch()
-        xids = []
-        for index in range(len(msgs)):
-            xid = next(self._xids)
-            batch.xids[xid] = index
-            self._batch_of[xid] = batch
-            xids.append(xid)
+        error for any message of the batch. Raises BatchError naming the failed messages.
+        Not atomic: the messages that were accepted stay applied (see `apply_bundle`)."""
+        batch, xids = self._batch(len(msgs))
         try:
-            # One write for the batch: a write per message costs a send() each while the
-            # socket has room. Messages are encoded as they are read (see codec.ChangeMessages),
-            # ENCODE_CHUNK at a time with a yield in between: a batch of thousands takes
-            # seconds of CPU, and meanwhile other switches, echo requests, LLDP and the API
-            # must still be served.
-            parts: list[bytes] = []
-            for start in range(0, len(xids), ENCODE_CHUNK):
-                if start:
-                    await asyncio.sleep(0)
-                chunk = range(start, min(start + ENCODE_CHUNK, len(xids)))
-                parts.append(b"".join(codec.encode(msgs[i], xids[i]) for i in chunk))
-            data = b"".join(parts)
+            parts = await self._encode(lambda i: msgs[i], xids)
             async with self._write_lock:
-                self._writer.write(data)
+                self._writer.write(b"".join(parts))
                 await self._writer.drain()
             await self._await_reply(codec.barrier_request(), multipart=False)
         finally:
-            for xid in xids:
-                self._batch_of.pop(xid, None)
+            self._end_batch(xids)
         if batch.failures:
             raise BatchError(self.dpid, batch.failures)
+
+    async def apply_bundle(self, msgs: Sequence[object]) -> None:
+        """Apply a batch all or nothing, as one ONF bundle (atomic, ordered).
+
+        Open, every add and a barrier go out in one write. Open vSwitch rejects an invalid
+        add at once and leaves it out of the bundle, whose commit would then succeed without
+        it: so after the barrier, any error discards the bundle. Otherwise commit; a commit
+        that fails (a message failed to apply) applies nothing. Raises BatchError: `failures`
+        maps batch index → error, or len(msgs) → the bundle's own error when the switch named
+        no message (open or commit refused). Raises SessionClosed as `apply` does.
+        """
+        if not msgs:
+            return
+        bundle_id = next(self._bundle_ids) & 0xFFFFFFFF
+        open_xid = next(self._xids)
+        opened = self._expect(open_xid)  # raises SessionClosed, before anything is registered
+        batch, xids = self._batch(len(msgs))
+        barrier_xid = next(self._xids)
+        barrier = self._expect(barrier_xid)
+        try:
+            parts = await self._encode(lambda i: codec.bundle_add(bundle_id, msgs[i]), xids)
+            parts.insert(0, codec.encode(codec.bundle_open(bundle_id), open_xid))
+            parts.append(codec.encode(codec.barrier_request(), barrier_xid))
+            async with self._write_lock:
+                self._writer.write(b"".join(parts))
+                await self._writer.drain()
+            await self._wait(barrier)
+            try:
+                await self._wait(opened)  # answered before the barrier
+            except OpenFlowError as exc:
+                await self._discard(bundle_id)
+                text = f"bundle open rejected: {exc.error.text()}"
+                raise BatchError(self.dpid, {len(msgs): exc.error}, text) from None
+            if batch.failures:
+                await self._discard(bundle_id)
+                first = min(batch.failures)
+                text = f"message {first} of bundle rejected: {batch.failures[first].text()}"
+                raise BatchError(self.dpid, dict(batch.failures), text + "; bundle discarded")
+            try:
+                await self._await_reply(codec.bundle_commit(bundle_id), multipart=False)
+            except OpenFlowError as exc:
+                # Open vSwitch sends the failed message's error (under its add's xid) first.
+                commit = f"bundle commit rejected ({exc.error.text()})"
+                if not batch.failures:
+                    raise BatchError(self.dpid, {len(msgs): exc.error}, commit) from None
+                first = min(batch.failures)
+                text = f"{commit}: message {first}: {batch.failures[first].text()}"
+                raise BatchError(self.dpid, dict(batch.failures), text) from None
+        finally:
+            self._end_batch(xids)
+            for xid, future in ((open_xid, opened), (barrier_xid, barrier)):
+                self._pending.pop(xid, None)
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: an unanswered failure is no news
 
     async def barrier(self) -> None:
         await self._await_reply(codec.barrier_request(), multipart=False)
@@ -215,19 +259,62 @@ class SwitchSession:
     # ------------------------------------------------------------ internals
 
     async def _await_reply(self, msg: object, *, multipart: bool) -> object:
-        if self.closed.is_set():
-            raise SessionClosed(f"switch {self.name} is disconnected")
         xid = next(self._xids)
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._pending[xid] = _Pending(future, [] if multipart else None)
+        future = self._expect(xid, multipart=multipart)
         try:
             await self._write(msg, xid)
+            return await self._wait(future)
+        finally:
+            self._pending.pop(xid, None)
+
+    def _expect(self, xid: int, *, multipart: bool = False) -> asyncio.Future[object]:
+        """A future for the reply to `xid` (the caller pops it from `_pending` when done)."""
+        if self.closed.is_set():
+            raise SessionClosed(f"switch {self.name} is disconnected")
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._pending[xid] = _Pending(future, [] if multipart else None)
+        return future
+
+    async def _wait(self, future: asyncio.Future[object]) -> object:
+        try:
             async with asyncio.timeout(self._request_timeout):
                 return await future
         except TimeoutError as exc:
             raise SessionClosed(f"switch {self.name} did not answer in time") from exc
-        finally:
-            self._pending.pop(xid, None)
+
+    def _batch(self, n: int) -> tuple[_Batch, list[int]]:
+        """A batch of `n` messages with an xid each, whose errors are collected by index."""
+        batch = _Batch()
+        xids = [next(self._xids) for _ in range(n)]
+        for index, xid in enumerate(xids):
+            batch.xids[xid] = index
+            self._batch_of[xid] = batch
+        return batch, xids
+
+    def _end_batch(self, xids: list[int]) -> None:
+        for xid in xids:
+            self._batch_of.pop(xid, None)
+
+    async def _encode(self, build: Callable[[int], object], xids: list[int]) -> list[bytes]:
+        """Encode message i (as `build(i)`) with xids[i], ENCODE_CHUNK at a time with a yield
+        in between: a batch of thousands takes a while, and meanwhile other switches, echo
+        requests, LLDP and the API must still be served. Messages are built as they are read
+        (see codec.ChangeMessages). One part per chunk, for the caller to send in one write
+        (a write per message costs a send() each while the socket has room)."""
+        parts: list[bytes] = []
+        encode = codec.encode
+        for start in range(0, len(xids), ENCODE_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            chunk = range(start, min(start + ENCODE_CHUNK, len(xids)))
+            parts.append(b"".join([encode(build(i), xids[i]) for i in chunk]))
+        return parts
+
+    async def _discard(self, bundle_id: int) -> None:
+        """Drop a failed bundle; the switch's answer (an error when the open had failed) is
+        no news."""
+        with contextlib.suppress(OpenFlowError):
+            await self._await_reply(codec.bundle_discard(bundle_id), multipart=False)
 
     async def _dispatch(self, xid: int, msg: m.Inbound) -> None:
         match msg:

@@ -6,10 +6,10 @@ that are already right, and a group that exists is modified, never re-added (no 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from vtap.openflow.rules import FlowRule, GroupRule
+from vtap.openflow.rules import EntryKey, FlowRule, GroupRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,32 +47,45 @@ class ChangeSet:
         )
 
 
+def _by_key(rules: Mapping[EntryKey, FlowRule] | Iterable[FlowRule]) -> Mapping[EntryKey, FlowRule]:
+    if isinstance(rules, Mapping):
+        return rules
+    return {rule.key: rule for rule in rules}
+
+
 def diff(
-    desired_flows: Iterable[FlowRule],
-    actual_flows: Iterable[FlowRule],
+    desired_flows: Mapping[EntryKey, FlowRule] | Iterable[FlowRule],
+    actual_flows: Mapping[EntryKey, FlowRule] | Iterable[FlowRule],
     *,
     owns_cookie: Callable[[int], bool],
+    keys: Iterable[EntryKey] | None = None,
     desired_groups: Iterable[GroupRule] = (),
     actual_groups: Iterable[GroupRule] = (),
     owns_group: Callable[[int], bool] = lambda _gid: False,
 ) -> ChangeSet:
-    """Compare one switch's desired rules with what it holds.
+    """Compare one switch's desired rules with what it holds: every entry, or only `keys`
+    (the ones known to have changed since the two last agreed).
 
     Only entries we own (by cookie, by group id) are ever deleted; an entry we do not own is
-    left alone unless a desired rule has the same identity, which then replaces it.
+    left alone unless a desired rule has the same identity, which then replaces it. Adds come
+    sorted by table and priority, so a change set reads in pipeline order.
     """
-    actual_by_key = {rule.key: rule for rule in actual_flows}
-    desired_by_key = {rule.key: rule for rule in desired_flows}
-    adds = tuple(
-        rule
-        for key, rule in desired_by_key.items()
-        if key not in actual_by_key or not rule.same_treatment(actual_by_key[key])
-    )
-    deletes = tuple(
-        rule
-        for key, rule in actual_by_key.items()
-        if key not in desired_by_key and owns_cookie(rule.cookie)
-    )
+    want = _by_key(desired_flows)
+    have = _by_key(actual_flows)
+    if keys is None:
+        keys = set(want) | {k for k, r in have.items() if owns_cookie(r.cookie)}
+    adds: list[FlowRule] = []
+    deletes: list[FlowRule] = []
+    for key in keys:
+        rule = want.get(key)
+        old = have.get(key)
+        if rule is not None:
+            if old is None or not rule.same_treatment(old):
+                adds.append(rule)
+        elif old is not None and owns_cookie(old.cookie):
+            deletes.append(old)
+    adds.sort(key=_order)
+    deletes.sort(key=_order)
 
     actual_groups_by_id = {g.group_id: g for g in actual_groups}
     desired_groups_by_id = {g.group_id: g for g in desired_groups}
@@ -87,4 +100,8 @@ def diff(
     group_deletes = tuple(
         gid for gid in actual_groups_by_id if gid not in desired_groups_by_id and owns_group(gid)
     )
-    return ChangeSet(group_adds, group_mods, adds, deletes, group_deletes)
+    return ChangeSet(group_adds, group_mods, tuple(adds), tuple(deletes), group_deletes)
+
+
+def _order(rule: FlowRule) -> tuple[int, int]:
+    return (rule.table_id, -rule.priority)

@@ -9,7 +9,7 @@ deterministic under test and lets the caller stamp a batch of changes with one t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -67,7 +67,7 @@ def check_batch(specs: Sequence[PolicySpec]) -> None:
 
 
 class PolicyRepository(Protocol):
-    """Policies by id, plus the persistent copy-tag allocations.
+    """Policies by id, plus the TAP compiler's persistent allocations.
 
     Ids are never reused, not even after a delete: rules on switches carry the policy id in
     their cookie, and a stale rule must never be mistaken for a new policy's.
@@ -102,11 +102,16 @@ class PolicyRepository(Protocol):
         ...
 
     def get_tags(self) -> dict[str, int]:
-        """Copy-tag allocations (key → VLAN id), as last set."""
+        """The TAP compiler's sticky allocations (copy labels, monitor slots, shape tables:
+        record → number), as last saved."""
         ...
 
     def set_tags(self, mapping: Mapping[str, int]) -> None:
-        """Replace all copy-tag allocations at once."""
+        """Replace all allocations at once."""
+        ...
+
+    def update_tags(self, changed: Mapping[str, int], removed: Iterable[str]) -> None:
+        """Save the allocations that changed and forget the removed ones, at once."""
         ...
 
     def close(self) -> None: ...

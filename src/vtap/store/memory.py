@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from vtap.domain.policy import Policy, PolicySpec
@@ -82,6 +82,11 @@ class MemoryPolicyRepository:
 
     def set_tags(self, mapping: Mapping[str, int]) -> None:
         self._tags = dict(mapping)
+
+    def update_tags(self, changed: Mapping[str, int], removed: Iterable[str]) -> None:
+        for key in removed:
+            self._tags.pop(key, None)
+        self._tags.update(changed)
 
     def close(self) -> None:
         pass

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from vtap import __version__
 from vtap.api.deps import ControllerDep
-from vtap.api.schemas import Health
+from vtap.api.schemas import Health, InstallOut, LoopLagOut
 
 router = APIRouter(tags=["health"])
 
@@ -21,4 +21,9 @@ def health(controller: ControllerDep) -> Health:
         switches=len(state.sessions),
         links=len(state.topology.undirected_links()),
         hosts=len(state.hosts.all()),
+        event_loop=LoopLagOut.model_validate(controller.loop_lag.report()),
+        install=InstallOut(
+            rounds=controller.installer.rounds,
+            last_full_build_s=round(controller.installer.last_build_s, 3),
+        ),
     )

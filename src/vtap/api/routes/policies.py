@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from vtap.api.deps import PoliciesDep
+from vtap.api.ofctl import rules_report
 from vtap.api.schemas import PolicyRules, PolicyStats
 from vtap.domain.policy import Policy, PolicyPatch, PolicySpec
 from vtap.store.base import BatchConflict, DuplicateName, DuplicatePolicy, PolicyNotFound
@@ -36,7 +37,7 @@ async def create_policy(spec: PolicySpec, policies: PoliciesDep) -> Policy:
         raise _conflict(exc) from exc
 
 
-MAX_BATCH = 10_000
+MAX_BATCH = 100_000
 
 
 class PolicyBatch(BaseModel):
@@ -123,14 +124,16 @@ def policy_rules(policy_id: int, policies: PoliciesDep) -> PolicyRules:
     """The rules this policy compiles to, per switch (shared ones included), with their
     `ovs-ofctl` spelling."""
     try:
-        return policies.rules(policy_id)
+        policy, by_switch = policies.rules(policy_id)
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
+    return rules_report(policy, by_switch)
 
 
 @router.get("/{policy_id}/stats", response_model=PolicyStats, responses=_NOT_FOUND)
 async def policy_stats(policy_id: int, policies: PoliciesDep) -> PolicyStats:
-    """Copied packets and bytes, read from the copy buckets of the policy's groups."""
+    """Copied packets and bytes: the counters of the copy entries serving the policy's monitor
+    on the switch that classifies it."""
     try:
         return await policies.stats(policy_id)
     except PolicyNotFound as exc:

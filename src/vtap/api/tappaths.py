@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from vtap.compiler.copytree import CopyTree
-from vtap.openflow.rules import FlowRule, Output, ReservedPort
-from vtap.compiler.tap import HostLookup
+from vtap.compiler.resolve import HostLookup
 from vtap.domain.network import FlowKey, Host, PortRef
 from vtap.domain.policy import IP_PROTO_TCP, IP_PROTO_UDP, Policy
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.topology.graph import Topology
 from vtap.topology.paths import host_path
 

@@ -6,14 +6,25 @@ ovs-ofctl offers a shorthand (`tcp`, `udp`, `ip`, `arp`) it is used, as dump-flo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from vtap.domain.network import dpid_str
+from vtap.domain.policy import Policy
+from vtap.domain.reports import PolicyRules, RuleOut, SwitchRules
 from vtap.openflow.rules import (
+    METADATA_FULL,
     OFPVID_PRESENT,
+    REG_FULL,
     Action,
     FlowRule,
     GroupRule,
+    LoadReg,
     Match,
+    MoveBits,
     Output,
+    PopMpls,
     PopVlan,
+    PushMpls,
     PushVlan,
     ReservedPort,
     Resubmit,
@@ -39,11 +50,24 @@ _PORT_NAMES = {
 }
 
 
+def _masked(value: int, mask: int, full: int) -> str:
+    return f"0x{value:x}" if mask == full else f"0x{value:x}/0x{mask:x}"
+
+
 def _match(m: Match) -> list[str]:
     out: list[str] = []
     if m.in_port is not None:
         out.append(f"in_port={_PORT_NAMES.get(m.in_port, m.in_port)}")  # type: ignore[call-overload]
-    if m.eth_type == 0x0800:
+    if m.metadata is not None:
+        out.append(f"metadata={_masked(*m.metadata, METADATA_FULL)}")
+    out += [f"reg{n}={_masked(value, mask, REG_FULL)}" for n, value, mask in m.regs]
+    if m.eth_type == 0x8847:
+        out.append("mpls")
+        if m.mpls_label is not None:
+            out.append(f"mpls_label={m.mpls_label}")
+        if m.mpls_tc is not None:
+            out.append(f"mpls_tc={m.mpls_tc}")
+    elif m.eth_type == 0x0800:
         out.append(_PROTO_NAMES.get(m.ip_proto, "ip") if m.ip_proto is not None else "ip")
         if m.ip_proto is not None and m.ip_proto not in _PROTO_NAMES:
             out.append(f"nw_proto={m.ip_proto}")
@@ -90,11 +114,31 @@ def _action(a: Action) -> str:
             return f"group:0x{gid:08x}"
         case Resubmit(table_id=table):
             return f"resubmit(,{table})"
+        case LoadReg(reg=reg, value=value, mask=mask):
+            return f"set_field:{_masked(value, mask, REG_FULL)}->reg{reg}"
+        case MoveBits(src=src, dst=dst, n_bits=n, src_ofs=so, dst_ofs=do):
+            return f"move:{_field(src)}[{so}..{so + n - 1}]->{_field(dst)}[{do}..{do + n - 1}]"
+        case PushMpls(ethertype=ethertype):
+            return f"push_mpls:0x{ethertype:04x}"
+        case PopMpls(ethertype=ethertype):
+            return f"pop_mpls:0x{ethertype:04x}"
     raise ValueError(f"no ovs-ofctl form for {a!r}")
 
 
-def _actions(actions: tuple[Action, ...], goto_table: int | None = None) -> str:
+def _field(name: str) -> str:
+    if name.startswith("reg"):
+        return f"NXM_NX_REG{name[3:]}"
+    return {"mpls_tc": "OXM_OF_MPLS_TC", "mpls_label": "OXM_OF_MPLS_LABEL"}.get(name, name)
+
+
+def _actions(
+    actions: tuple[Action, ...],
+    goto_table: int | None = None,
+    write_metadata: tuple[int, int] | None = None,
+) -> str:
     parts = [_action(a) for a in actions]
+    if write_metadata is not None:
+        parts.append(f"write_metadata:{_masked(*write_metadata, METADATA_FULL)}")
     if goto_table is not None:
         parts.append(f"goto_table:{goto_table}")
     return ",".join(parts) or "drop"
@@ -114,5 +158,32 @@ def to_ofctl(item: FlowRule | GroupRule) -> str:
     if item.hard_timeout:
         head.append(f"hard_timeout={item.hard_timeout}")
     return (
-        ",".join(head + _match(item.match)) + " actions=" + _actions(item.actions, item.goto_table)
+        ",".join(head + _match(item.match))
+        + " actions="
+        + _actions(item.actions, item.goto_table, item.write_metadata)
+    )
+
+
+def rules_report(
+    policy: Policy, by_switch: Mapping[int, tuple[str, list[FlowRule], list[GroupRule]]]
+) -> PolicyRules:
+    """A policy's compiled rules per switch, as the API shows them."""
+    switches = []
+    for dpid, (name, flows, groups) in by_switch.items():
+        rules = [RuleOut(kind="group", group_id=g.group_id, ofctl=to_ofctl(g)) for g in groups] + [
+            RuleOut(
+                kind="flow",
+                table_id=r.table_id,
+                priority=r.priority,
+                cookie=f"0x{r.cookie:016x}",
+                ofctl=to_ofctl(r),
+            )
+            for r in sorted(flows, key=lambda r: (r.table_id, -r.priority))
+        ]
+        switches.append(SwitchRules(dpid=dpid_str(dpid), switch=name, rules=rules))
+    return PolicyRules(
+        policy_id=policy.id,
+        status=policy.status.value,
+        status_reason=policy.status_reason,
+        switches=switches,
     )
