@@ -33,9 +33,8 @@ import pytest
 
 from tests.api.conftest import QUICK_APPLY_WAIT, observe_fabric
 from tests.unit.leafspine import Fabric
-from vtap import cli
+from vtap import cli, service
 from vtap.controller import policies as policy_service
-from vtap import service
 from vtap.controller.core import Controller
 from vtap.settings import Settings
 

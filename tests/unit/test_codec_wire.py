@@ -338,12 +338,15 @@ def test_what_cannot_be_encoded_is_refused() -> None:
         wire.flow_add(FlowRule(0, 1, Match(eth_dst="00:00:00:00:00")), 1)
     with pytest.raises(wire.WireError, match="IPv4"):
         wire.flow_add(FlowRule(0, 1, Match(ipv4_dst="10.1")), 1)
-    for bad in (Match(in_port=1 << 32), Match(metadata=(1, 1 << 64)), Match(regs=((1, 0, 1 << 33),))):
+    too_big = (Match(in_port=1 << 32), Match(metadata=(1, 1 << 64)), Match(regs=((1, 0, 1 << 33),)))
+    for bad in too_big:
         with pytest.raises(codec.CodecError):
             codec.encode(codec.flow_add(FlowRule(0, 1, bad)), 1)
     huge = GroupRule(1, GroupType.ALL, tuple(Bucket((Output(p),)) for p in range(2100)))
     with pytest.raises(codec.CodecError, match="65535"):
         codec.encode(codec.group_add(huge), 1)
+    with pytest.raises(codec.CodecError, match="BundleAdd"):
+        codec.encode(codec.bundle_add(1 << 32, codec.group_delete(1)), 1)
     with pytest.raises(codec.CodecError, match="FlowAdd"):
         codec.encode(codec.flow_add(FlowRule(0, 1 << 16, Match())), 1)
 

@@ -6,6 +6,7 @@ import pytest
 
 from tests.unit.leafspine import Fabric
 from vtap.compiler.forwarding import base_rules, flow_key_of, flow_match, path_rules
+from vtap.domain.network import FlowKey
 from vtap.openflow.pipeline import (
     PRIO_ARP_TRAP,
     PRIO_IPV4_TRAP,
@@ -19,7 +20,6 @@ from vtap.openflow.pipeline import (
     owner_of,
 )
 from vtap.openflow.rules import FlowRule, Match, Output, ReservedPort
-from vtap.domain.network import FlowKey
 from vtap.topology import Hop, host_path
 
 TCP_KEY = FlowKey("10.0.0.1", "10.0.0.16", 6, 40000, 80)

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 from vtap.compiler.forwarding import flow_match
-from vtap.openflow.pipeline import PRIO_PATH, TABLE_FORWARD, Owner, cookie
-from vtap.openflow.rules import FlowRule, FlowStat, Output
 from vtap.controller.core import Controller
 from vtap.domain.network import FlowKey
+from vtap.openflow.pipeline import PRIO_PATH, TABLE_FORWARD, Owner, cookie
+from vtap.openflow.rules import FlowRule, FlowStat, Output
 from vtap.settings import Settings
 from vtap.store import MemoryPolicyRepository
 

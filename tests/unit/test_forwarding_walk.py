@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from tests.unit.leafspine import Fabric, spine_dpid
 from vtap.compiler.forwarding import path_rules
-from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.domain.network import FlowKey, PortRef
+from vtap.openflow.rules import FlowRule, Output, ReservedPort
 from vtap.topology import Topology, host_path
 
 GRACE = 2.0

@@ -8,10 +8,10 @@ import struct
 import pytest
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from vtap.openflow.rules import FlowRule, Match, Output
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import ENCODE_CHUNK, BatchError, SessionClosed, SwitchSession
+from vtap.openflow.rules import FlowRule, Match, Output
 
 P = codec.codec_parser()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 
 from tests.sim.lab import Lab, ip, mac
+from vtap.api.tappaths import matches, order_hops, peer_map, policy_routes
 from vtap.compiler.copytree import CopyTree
 from vtap.compiler.forwarding import path_rules
-from vtap.api.tappaths import matches, order_hops, peer_map, policy_routes
 from vtap.domain.network import FlowKey, PortRef
 from vtap.topology import host_path
 

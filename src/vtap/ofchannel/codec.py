@@ -94,13 +94,13 @@ def encode(msg: object, xid: int) -> bytes:
     """The bytes of a neutral outbound message (packed by `wire`) or of an os-ken message
     (which takes its xid here, so each os-ken object is encoded once)."""
     try:
+        if type(msg) is m.BundleAdd:
+            return wire.bundle_add(msg.bundle_id, encode(msg.message, xid), xid)
         data = wire.encode(msg, xid)
-    except wire.WireError as exc:
-        raise CodecError(str(exc)) from exc
+    except (wire.WireError, struct.error) as exc:
+        raise CodecError(f"cannot encode {type(msg).__name__}: {exc}") from exc
     if data is not None:
         return data
-    if isinstance(msg, m.BundleAdd):
-        return wire.bundle_add(msg.bundle_id, encode(msg.message, xid), xid)
     msg.set_xid(xid)  # type: ignore[attr-defined]
     msg.serialize()  # type: ignore[attr-defined]
     return bytes(msg.buf)  # type: ignore[attr-defined]
@@ -190,11 +190,11 @@ class _Match(parser.OFPMatch):
                 _MATCH_WIRE.popitem(last=False)
             return size
         _MATCH_WIRE.move_to_end(self._key)
-        wire, self.length = cached
+        data, self.length = cached
         if len(buf) < offset:  # as os-ken's msg_pack_into does
             buf += bytes(offset - len(buf))
-        buf[offset : offset + len(wire)] = wire
-        return len(wire)
+        buf[offset : offset + len(data)] = data
+        return len(data)
 
 
 _SCALAR_FIELDS = frozenset(_OXM_ORDER)

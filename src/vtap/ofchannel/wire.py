@@ -1,11 +1,12 @@
 """OpenFlow 1.3 bytes for what vtap sends in bulk, packed directly with struct.
 
-os-ken spends 35-50 µs on a flow-mod (mostly OFPMatch.serialize) and an install is tens of
-thousands of them. This module packs exactly the bulk messages (flow add and delete-strict,
-group add/modify/delete, the ONF bundle-add wrapper) and keeps the bytes of each distinct match,
-treatment and bucket, so a flow-mod costs a few µs. It writes the bytes os-ken writes
-(tests/unit/test_codec_wire.py compares them for every field and action): os-ken stays the
-reference and the decoder, and the codec module the only place that knows it.
+Through os-ken a flow-mod costs 50-75 µs (OFPMatch.serialize and the Nicira actions dominate)
+and an install is tens of thousands of them. This module packs exactly the bulk messages (flow
+add and delete-strict, group add/modify/delete, the ONF bundle-add wrapper) and keeps the bytes
+of each distinct match, treatment and bucket: ~5 µs for a flow-mod with a new match, ~2 µs
+when the match was sent before. It writes the bytes os-ken writes (tests/unit/test_codec_wire.py
+compares them for every field and action): os-ken stays the reference and the decoder, and the
+codec module the only place that imports it.
 """
 
 from __future__ import annotations
@@ -63,7 +64,6 @@ _OFPAT_OUTPUT, _OFPAT_PUSH_VLAN, _OFPAT_POP_VLAN = 0, 17, 18
 _OFPAT_PUSH_MPLS, _OFPAT_POP_MPLS, _OFPAT_GROUP, _OFPAT_SET_FIELD = 19, 20, 22, 25
 _OFPAT_EXPERIMENTER = 0xFFFF
 
-_HEADER = struct.Struct("!BBHI")
 _FLOW_MOD = struct.Struct("!BBHIQQBBHHHIIIH2x")  # header + ofp_flow_mod up to the match
 _GROUP_MOD = struct.Struct("!BBHIHBxI")
 _BUNDLE_ADD = struct.Struct("!BBHIIIIxxH")  # header, experimenter, exp_type, bundle id, flags
