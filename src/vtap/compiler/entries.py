@@ -6,14 +6,18 @@ records what changed. Every producer's entries have keys no other producer uses,
 producer can replace its own entries without looking at anybody else's.
 
 Cookies: an entry that exists for exactly one policy carries `cookie(POLICY, id)`; one shared
-by several policies, and the switch's TAP pipeline, carry `cookie(TAP_SHARED)`.
+by several policies, and the switch's TAP pipeline, carry the TAP_SHARED kind with a 40-bit
+hash of the entry's identity as id. Distinct cookies matter: Open vSwitch finds the entry a
+delete names through its cookie, so 20,000 deletes of entries that all carried one cookie took
+7-10 s (each scanned every entry with that cookie), against 0.3 s with distinct ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vtap.compiler.cubes import Value
 from vtap.openflow.pipeline import (
@@ -68,7 +72,19 @@ from vtap.openflow.rules import (
     with_regs,
 )
 
-SHARED = cookie(Owner.TAP_SHARED)
+SHARED = cookie(Owner.TAP_SHARED)  # placeholder: SwitchRules.emit makes it distinct per entry
+
+
+def shared_cookie(key: EntryKey) -> int:
+    """A TAP_SHARED cookie of its own for one entry (stable across runs and processes)."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=5).digest()
+    return cookie(Owner.TAP_SHARED, int.from_bytes(digest, "big"))
+
+
+def _own_cookie(rule: FlowRule) -> FlowRule:
+    if rule.cookie != SHARED:
+        return rule
+    return replace(rule, cookie=shared_cookie(rule.key))
 _IPV4_CLASS = ETHERTYPE_CLASSES.index(0x0800)
 
 
@@ -112,7 +128,7 @@ class SwitchRules:
     def emit(self, producer: Producer, rules: Iterable[FlowRule]) -> None:
         """Make `producer`'s entries exactly `rules`, recording the keys that changed."""
         old = producer.emitted
-        new = {r.key: r for r in rules}
+        new = {r.key: _own_cookie(r) for r in rules}
         flows, dirty = self.flows, self.dirty
         for key in old.keys() - new.keys():
             del flows[key]
