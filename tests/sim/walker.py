@@ -179,11 +179,45 @@ def _set_field(pkt: Packet, name: str, value: int | str) -> Packet:
     raise SimError(f"set_field {name} not modelled")
 
 
+_MPLS = (0x8847, 0x8848)
+
+
+def check_prerequisites(rule: FlowRule) -> None:
+    """What Open vSwitch checks before it accepts a flow (OFPBMC_BAD_PREREQ for the match,
+    OFPBAC_MATCH_INCONSISTENT for actions): a field may be matched or set only where the
+    match (and the actions before) make the packet of the right type."""
+    m = rule.match
+    if (m.ipv4_src or m.ipv4_dst or m.ip_proto is not None) and m.eth_type != 0x0800:
+        raise SimError(f"BAD_PREREQ (IP field without eth_type 0x0800): {rule}")
+    if (m.tcp_src or m.tcp_dst) and m.ip_proto != _TCP:
+        raise SimError(f"BAD_PREREQ (TCP port without ip_proto 6): {rule}")
+    if (m.udp_src or m.udp_dst) and m.ip_proto != _UDP:
+        raise SimError(f"BAD_PREREQ (UDP port without ip_proto 17): {rule}")
+    if (m.mpls_label is not None or m.mpls_tc is not None) and m.eth_type not in _MPLS:
+        raise SimError(f"BAD_PREREQ (MPLS field without an MPLS eth_type): {rule}")
+    dl_type = m.eth_type
+    for action in rule.actions:
+        match action:
+            case SetField(field=name) if name.startswith("ipv4_") and dl_type != 0x0800:
+                raise SimError(f"MATCH_INCONSISTENT (set {name} on a non-IPv4 match): {rule}")
+            case SetField(field=name) if name.startswith("mpls_") and dl_type not in _MPLS:
+                raise SimError(f"MATCH_INCONSISTENT (set {name} without MPLS): {rule}")
+            case MoveBits(dst=dst) if dst.startswith("mpls_") and dl_type not in _MPLS:
+                raise SimError(f"MATCH_INCONSISTENT (move to {dst} without MPLS): {rule}")
+            case PushMpls(ethertype=ethertype):
+                dl_type = ethertype
+            case PopMpls(ethertype=ethertype):
+                if dl_type not in _MPLS:
+                    raise SimError(f"MATCH_INCONSISTENT (pop_mpls without MPLS): {rule}")
+                dl_type = ethertype
+
+
 class Switch:
     def __init__(self, dpid: int, flows: Iterable[FlowRule], groups: Iterable[GroupRule]) -> None:
         self.dpid = dpid
         self.tables: dict[int, list[FlowRule]] = {}
         for rule in flows:
+            check_prerequisites(rule)
             self.tables.setdefault(rule.table_id, []).append(rule)
         for rules in self.tables.values():
             rules.sort(key=lambda r: -r.priority)

@@ -85,6 +85,8 @@ def _own_cookie(rule: FlowRule) -> FlowRule:
     if rule.cookie != SHARED:
         return rule
     return replace(rule, cookie=shared_cookie(rule.key))
+
+
 _IPV4_CLASS = ETHERTYPE_CLASSES.index(0x0800)
 
 
@@ -273,7 +275,9 @@ class SlotCopies(Producer):
             return [FlowRule(TABLE_COPY, PRIO_COPY, match, (Output(self.port),), cookie=value)]
         conditions[REG_ETHCLASS] = (ETHCLASS_KNOWN, ETHCLASS_KNOWN)
         actions: list[Action] = []
-        if self.rewrite is not None:
+        eth_type = None
+        if self.rewrite is not None:  # IPv4 only: set_field ipv4_dst needs it in the match
+            eth_type = 0x0800
             actions += [SetField("eth_dst", self.rewrite[0]), SetField("ipv4_dst", self.rewrite[1])]
         actions += [
             PushMpls(ETH_TYPE_MPLS),
@@ -285,14 +289,14 @@ class SlotCopies(Producer):
             FlowRule(
                 TABLE_COPY,
                 PRIO_COPY,
-                Match(regs=regs_match),
+                Match(eth_type=eth_type, regs=regs_match),
                 (*actions, Output(self.port)),
                 cookie=value,
             ),
             FlowRule(
                 TABLE_COPY,
                 PRIO_COPY_BACK,
-                Match(in_port=self.port, regs=regs_match),
+                Match(in_port=self.port, eth_type=eth_type, regs=regs_match),
                 (*actions, Output(ReservedPort.IN_PORT)),
                 cookie=value,
             ),

@@ -588,9 +588,12 @@ def packet_out(
     )
 
 
-def flow_stats_request(cookie: int = 0, cookie_mask: int = 0) -> object:
+def flow_stats_request(
+    cookie: int = 0, cookie_mask: int = 0, table_id: int = ofp.OFPTT_ALL
+) -> object:
+    """Flow entries with their counters: every table, or one (e.g. the copy entries)."""
     return parser.OFPFlowStatsRequest(
-        _DP, table_id=ofp.OFPTT_ALL, cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch()
+        _DP, table_id=table_id, cookie=cookie, cookie_mask=cookie_mask, match=parser.OFPMatch()
     )
 
 
