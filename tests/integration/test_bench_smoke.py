@@ -20,10 +20,11 @@ def test_controlplane_bench_smoke(tmp_path: Path) -> None:
         counts=(10,),
         compile_cases=((4, 8, 50, True),),
         lab_plan=(2, 2, 2),
+        latency_levels=(0, 5),
         latency_n=5,
         first_copy_n=1,
         restart_n=10,
-        concurrency=4,
+        flap_n=10,
         command="smoke",
         say=lambda _text: None,
         bar=lambda _done, _total: None,
@@ -31,25 +32,26 @@ def test_controlplane_bench_smoke(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert {"nproc", "cpu", "memory_gib", "ovs"} <= results["machine"].keys()
     (compiled,) = results["compile"]
-    assert compiled["ready"] == 50 and compiled["flows"] > 0
-    assert {"compile_s", "one_pass_s", "peak_mib"} <= compiled.keys()
+    assert compiled["ready"] == 50 and compiled["pending"] == 0 and compiled["flows"] > 0
+    assert {"build_s", "peak_mib", "change"} <= compiled.keys()
+    assert {"create", "patch", "delete"} <= compiled["change"].keys()
     lab = results["lab"]
-    bulk, posts = lab["throughput"]
-    assert (bulk["via"], posts["via"]) == ("bulk", "posts")
-    for tp in (bulk, posts):
-        assert tp["all_active"] and tp["policies"] == 10
-        added = tp["ofctl_bundle"]["verified_added"]
-        assert added == {"flows": tp["flows"], "groups": tp["groups"]}
-        assert {"to_active_s", "flow_mods_per_s", "ratio_vs_ofctl_bundle"} <= tp.keys()
-    # The same policies, whichever way they were created, make the same number of rules.
-    assert (bulk["flows"], bulk["groups"]) == (posts["flows"], posts["groups"])
-    assert lab["restart"]["all_active"]
-    assert {"api_up_s", "switches_rejoined_s", "all_active_s", "tables_unchanged"} <= (
-        lab["restart"].keys()
-    )
-    assert len(lab["latency"]["samples_active_ms"]) == 5
-    assert {"p50", "p95", "max"} <= lab["latency"]["active_ms"].keys()
+    (bulk,) = lab["throughput"]
+    assert bulk["all_active"] and bulk["policies"] == 10
+    assert bulk["final_status"] == {"total": 10, "active": 10, "pending": 0, "error": 0}
+    added = bulk["ofctl_bundle"]["verified_added"]
+    assert added == {"flows": bulk["flows"], "groups": bulk["groups"]}
+    assert {"to_active_s", "flow_mods_per_s", "ratio_vs_ofctl_bundle", "loop_lag"} <= bulk.keys()
+    assert bulk["per_switch"]["flows_max"] <= bulk["flows"]
+    assert lab["restart"]["all_active"] and lab["restart"]["tables_unchanged"]
+    flap = lab["link_flap"]
+    assert flap["down_all_active"] and flap["up_all_active"] and flap["tables_as_before"]
+    assert [level["present"] for level in lab["latency"]] == [0, 5]
+    for level in lab["latency"]:
+        assert len(level["samples_active_ms"]) == 5
+        assert {"p50", "p95", "max"} <= level["active_ms"].keys()
     (sample,) = lab["first_copy"]["samples"]
     assert sample["first_copy_ms"] is not None and sample["copies_before_post"] == 0
     for name in ("README.md", "compile-time.png", "time-to-active.png", "latency-cdf.png"):
         assert (out / name).stat().st_size > 0
+    assert "goal" in (out / "headline.md").read_text()

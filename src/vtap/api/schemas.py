@@ -34,6 +34,7 @@ class LoopLagOut(BaseModel):
 
 class InstallOut(BaseModel):
     rounds: int  # install rounds run since start
+    full_builds: int  # full builds (topology changes, start, large batches) since start
     last_full_build_s: float  # the last full build (off the event loop), seconds
 
 

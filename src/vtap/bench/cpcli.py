@@ -1,4 +1,5 @@
-"""`vtap bench controlplane`: compiler scaling, policy throughput and latency, restart."""
+"""`vtap bench controlplane`: compiler scaling, policy throughput and latency, event-loop lag,
+a link flap and a restart with policies installed, the first copy at the monitor."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 DEFAULT_OUT = Path("docs/results/controlplane")
-POSTS_UP_TO = 1_000  # largest N also created one POST at a time
 
 
 def run(
@@ -26,16 +26,17 @@ def run(
     counts: tuple[int, ...],
     compile_cases: tuple[tuple[int, int, int, bool], ...],
     lab_plan: tuple[int, int, int],
+    latency_levels: tuple[int, ...],
     latency_n: int,
     first_copy_n: int,
     restart_n: int | None,
-    concurrency: int,
+    flap_n: int | None,
     command: str,
     say: Any,
     bar: Any,
 ) -> dict[str, Any]:
     """Everything the command does, callable from a test with tiny sizes."""
-    from vtap.bench import compilescale, cpreport, labrun
+    from vtap.bench import compilescale, cpmeasure, cpreport, labrun
     from vtap.lab.topo import LeafSpinePlan
 
     results: dict[str, Any] = {
@@ -63,43 +64,45 @@ def run(
                 ctx = _external(labrun.LabTarget(api.rstrip("/"), plan))
             with ctx as target:
                 labrun.prepare(target, say)
-                labrun.delete_everything(target)
+                cpmeasure.delete_everything(target)
                 section: dict[str, Any] = {
                     "plan": {
                         "spines": plan.spines,
                         "leaves": plan.leaves,
                         "hosts_per_leaf": plan.hosts_per_leaf,
                     },
-                    "concurrency": concurrency,
                     "throughput": [],
+                    "latency": [],
                 }
                 results["lab"] = section
                 for n in counts:
-                    # One bulk request for every N; one POST each up to POSTS_UP_TO (beyond,
-                    # every POST's round recompiles all policies so far: minutes, and no client
-                    # creating that many would do it one by one).
-                    for via in ("bulk", "posts") if n <= POSTS_UP_TO else ("bulk",):
-                        say(f"throughput: {n:,} policies ({via})")
-                        restart = via == "bulk" and restart_n == n and target.state_dir is not None
-                        t = labrun.throughput(target, n, concurrency, bar, restart=restart, via=via)
-                        if "restart" in t:
-                            section["restart"] = t.pop("restart")
-                        section["throughput"].append(t)
-                if latency_n:
-                    say(f"apply latency: {latency_n} policies one at a time")
-                    section["latency"] = labrun.apply_latency(target, latency_n, bar)
+                    say(f"throughput: {n:,} policies in one bulk request")
+                    owned = target.state_dir is not None
+                    t = cpmeasure.throughput(
+                        target,
+                        n,
+                        bar,
+                        restart=owned and restart_n == n,
+                        flap=owned and flap_n == n,
+                    )
+                    for key in ("restart", "link_flap"):
+                        if key in t:
+                            section[key] = t.pop(key)
+                    section["throughput"].append(t)
+                for present in latency_levels:
+                    say(f"apply latency: {latency_n} policies one at a time, {present:,} present")
+                    section["latency"].append(
+                        cpmeasure.apply_latency(target, present, latency_n, bar)
+                    )
                 if first_copy_n:
                     say(f"first copy at the monitor: {first_copy_n} policies")
-                    section["first_copy"] = labrun.first_copy(target, first_copy_n, bar, work)
-                if restart_n and "restart" not in section:
-                    results["notes"].append(
-                        "controller restart not measured (needs a lab this command started)"
-                    )
-    results["notes"].append(
-        "destination-only policies dominate compile time and rule count: each is classified on "
-        "every port of the destination's edge switch and combined with suppressors (source "
-        "policies, monitors' own traffic), see compiler/tap.py"
-    )
+                    section["first_copy"] = cpmeasure.first_copy(target, first_copy_n, bar, work)
+                for key, n_key in (("restart", restart_n), ("link_flap", flap_n)):
+                    if n_key and key not in section:
+                        results["notes"].append(
+                            f"{key.replace('_', ' ')} not measured (needs a lab this command "
+                            "started, and that many policies in the throughput runs)"
+                        )
     cpreport.write(results, out)
     return results
 
@@ -117,14 +120,14 @@ class _external:
 
 def controlplane(
     full: Annotated[
-        bool, typer.Option("--full", help="also 10,000 policies on the lab and every compile case")
+        bool,
+        typer.Option("--full", help="also 10,000 and 50,000 policies on the lab, 100,000 compiled"),
     ] = False,
     api: Annotated[
         str | None,
         typer.Option(help="URL of a running controller (default: start a lab, default size)"),
     ] = None,
     out: Annotated[Path, typer.Option(help="directory for the results")] = DEFAULT_OUT,
-    concurrency: Annotated[int, typer.Option(help="POSTs in flight")] = 16,
     no_lab: Annotated[bool, typer.Option("--no-lab", help="compiler scaling only")] = False,
     no_lock: Annotated[
         bool,
@@ -139,14 +142,11 @@ def controlplane(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    counts = (10, 100, 1_000, 10_000) if full else (10, 100, 1_000)
+    counts = (1_000, 10_000, 50_000) if full else (1_000,)
     cases: list[tuple[int, int, int, bool]] = []
-    for spines, leaves in ((4, 8), (8, 32), (16, 64)):
-        for n in (1_000, 10_000):
-            # Quick mode: 10,000 policies on 4x8 only, and only its compile time.
-            if n == 10_000 and not full and (spines, leaves) != (4, 8):
-                continue
-            cases.append((spines, leaves, n, full or n < 10_000))
+    for spines, leaves in ((4, 8), (16, 64)):
+        for n in (10_000, 100_000) if full else (10_000,):
+            cases.append((spines, leaves, n, True))
     command = "vtap bench controlplane" + (
         " " + shlex.join(sys.argv[3:]) if len(sys.argv) > 3 else ""
     )
@@ -177,10 +177,11 @@ def controlplane(
             counts=counts,
             compile_cases=tuple(cases),
             lab_plan=(4, 8, 2),
+            latency_levels=(0, 1_000, 10_000) if full else (0, 1_000),
             latency_n=300 if full else 100,
             first_copy_n=100 if full else 5,
-            restart_n=1_000,
-            concurrency=concurrency,
+            restart_n=10_000 if full else 1_000,
+            flap_n=10_000 if full else 1_000,
             command=command,
             say=say,
             bar=bar,
@@ -192,7 +193,7 @@ def controlplane(
         readme_block.sync(readme, "controlplane", (out / "headline.md").read_text())
     for t in (results.get("lab") or {}).get("throughput", []):
         console.print(
-            f"  {t['policies']:>6,} policies: all active in {t['to_active_s']:.2f} s, "
+            f"  {t['policies']:>6,} policies: {t['final_status']} in {t['to_active_s']:.2f} s, "
             f"{t['flow_mods_per_s']:,.0f} flow-mods/s, ratio vs ofctl bundle "
             f"{t['ratio_vs_ofctl_bundle']:.3f}"
         )

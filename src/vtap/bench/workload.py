@@ -64,21 +64,25 @@ def policy_specs(plan: LeafSpinePlan, count: int, prefix: str = "bench") -> list
 
 
 def overlap_specs(
-    plan: LeafSpinePlan, count: int, prefix: str = "ov", seed: int = 10
+    plan: LeafSpinePlan,
+    count: int,
+    prefix: str = "ov",
+    seed: int = 10,
+    first_port: int = FIRST_PORT,
 ) -> list[dict[str, Any]]:
-    """The overlapping mix (module doc). Beyond the 64,511 distinct ports, ports repeat with
-    other hosts: (match, monitor) stays unique."""
+    """The overlapping mix (module doc). Beyond the distinct ports (from `first_port`), ports
+    repeat with other hosts: (match, monitor) stays unique."""
     hosts = plan.hosts
     n = len(hosts)
     if n < 3:
         raise ValueError("the workload needs at least 3 hosts")
     rng = random.Random(seed)
-    ports = 65535 - FIRST_PORT + 1
+    ports = 65535 - first_port + 1
     specs: list[dict[str, Any]] = []
     seen: set[tuple[Any, ...]] = set()
     i = 0
     while len(specs) < count:
-        port = FIRST_PORT + i % ports
+        port = first_port + i % ports
         src, dst = rng.sample(hosts, 2)
         monitor = rng.choice([h for h in hosts if h.name not in (src.name, dst.name)])
         kind = i % 5

@@ -127,6 +127,7 @@ class _Footprint:
     delivery: Delivery | None = None
     virtual: Suppressor | None = None
     pairs: dict[int, Suppressor] = field(default_factory=dict)  # other policy → suppressor
+    dpids: frozenset[int] | None = None  # the switches of its producers (None: to compute)
 
     def producers(self) -> list[Producer]:
         out: list[Producer] = [self.want, self.slot, *self.transits]
@@ -250,7 +251,9 @@ class TapCompiler:
         fp = self._placed.get(policy_id)
         if fp is None:
             return frozenset()
-        return frozenset(p.dpid for p in fp.producers() if p.emitted)
+        if fp.dpids is None:
+            fp.dpids = frozenset(p.dpid for p in fp.producers())
+        return fp.dpids
 
     def rules_for(self, policy_id: int) -> dict[int, tuple[list[FlowRule], list[GroupRule]]]:
         """The rules that exist because of this policy (shared ones included), per switch."""
@@ -654,11 +657,15 @@ class TapCompiler:
         supp = self._join_suppressor(d.origin, table, q.cube, q.monitor.mac, (d.pid, q.pid))
         dest.pairs[q.pid] = supp
         source.pairs[d.pid] = supp
+        dest.dpids = source.dpids = None
+        self._changed |= {d.pid, q.pid}
 
     def _unpair(self, dest: _Footprint, source: _Footprint) -> None:
         d, q = dest.placement, source.placement
         supp = dest.pairs.pop(q.pid)
         del source.pairs[d.pid]
+        dest.dpids = source.dpids = None
+        self._changed |= {d.pid, q.pid}
         self._leave_suppressor(supp, q.monitor.mac, (d.pid, q.pid))
 
     def _table_count(self, counts: dict[int, Counter[int]], dpid: int, table: int, n: int) -> None:

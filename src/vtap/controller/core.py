@@ -101,6 +101,7 @@ class Controller:
         name = next((p.name for p in ports if p.port_no == LOCAL_PORT), "")
         self.state.topology.switch_up(Switch(dpid, name, tuple(ports)), self.state.now())
         adopted = await self.reconciler.join(session)
+        self.installer.switch_joined(dpid)
         self.forwarding.adopt(dpid, adopted)
         # The base pipeline at once (LLDP must be trapped before links can be seen); TAP
         # entries once the switch settled (see reconciler.py).

@@ -78,8 +78,10 @@ class Installer:
         self._urgent = asyncio.Event()
         self._done = asyncio.Condition()
         self.rounds = 0
+        self.full_builds = 0
         self.last_build_s = 0.0
         self._pending_view: TopologyView | None = None
+        self._rebuilt: set[int] = set()  # policies a full build placed (status compiled)
 
     # ------------------------------------------------------------ requests
 
@@ -139,6 +141,8 @@ class Installer:
         if saved or gone:
             self._store.update_tags(saved, gone)
         self.status.compiled(compiler, delta.policies)
+        delta.policies |= self._rebuilt
+        self._rebuilt = set()
         changed: dict[int, set[EntryKey] | None] = {}
         cleanup = self._reconciler.cleanup_due()
         lingered = cleanup[1] if cleanup is not None and cleanup[0] <= self._state.now() else {}
@@ -150,7 +154,12 @@ class Installer:
                 changed[dpid] = set(keys or ()) | lingered.get(dpid, set())
         versions = dict(compiler.versions)
         results = await self._reconciler.sync(self.desired, changed) if changed else {}
-        self._after(results, versions, delta)
+        rejected = self._after(results, versions)
+        stale = sorted(self.status.stale(delta.policies | rejected))
+        for first in range(0, len(stale), CHUNK * 4):
+            if first:
+                await asyncio.sleep(0)
+            self.status.refresh(self.compiler, stale[first : first + CHUNK * 4])
         cleanup = self._reconciler.cleanup_due()
         if cleanup is not None:  # lingering label entries: a round when they may go
             wait = max(0.0, cleanup[0] - self._state.now()) + 0.05
@@ -201,6 +210,7 @@ class Installer:
             _build, policies, view, hosts, self._config, saved, old
         )
         self.last_build_s = loop.time() - started
+        self.full_builds += 1
         log.info(
             "full build: %d policies, %d switches changed, %.2f s",
             len(policies),
@@ -209,6 +219,12 @@ class Installer:
         )
         self.compiler = new
         self._probe_pending(delta.policies)
+        policies_now = sorted(delta.policies)
+        for first in range(0, len(policies_now), CHUNK * 4):
+            await asyncio.sleep(0)
+            self.status.compiled(new, policies_now[first : first + CHUNK * 4])
+        delta.policies = set()  # compiled above
+        self._rebuilt = set(policies_now)
         return delta
 
     def _policy(self, pid: int) -> Policy | None:
@@ -253,10 +269,9 @@ class Installer:
             if wanted and self._state.sessions:
                 self.probing.add(pid)
 
-    def _after(
-        self, results: dict[int, SyncResult], versions: dict[int, int], delta: Delta
-    ) -> None:
-        """What each switch committed or rejected: status, and quarantine for rejections."""
+    def _after(self, results: dict[int, SyncResult], versions: dict[int, int]) -> set[int]:
+        """What each switch committed or rejected: status, and quarantine for rejections.
+        Returns the policies rejected."""
         compiler = self.compiler
         assert compiler is not None
         rejected: set[int] = set()
@@ -279,9 +294,13 @@ class Installer:
             for pid in rejected:
                 compiler.remove_policy(pid)
             self.request()
+        return rejected
 
     def forget_switch(self, dpid: int) -> None:
         self.status.forget_switch(dpid)
+
+    def switch_joined(self, dpid: int) -> None:
+        self.status.switch_changed(dpid)
 
     # ------------------------------------------------------------ views
 

@@ -191,7 +191,9 @@ class Reconciler:
         may differ (None: diff everything). Three steps across all switches (module doc)."""
         plans: dict[int, list[ChangeSet]] = {}
         results: dict[int, SyncResult] = {}
-        for dpid, keys in changed.items():
+        for n, (dpid, keys) in enumerate(changed.items()):
+            if n:
+                await asyncio.sleep(0)  # a full diff of a large switch takes milliseconds
             result = results[dpid] = SyncResult(dpid)
             mirror = self._mirrors.get(dpid)
             if mirror is None or dpid not in self._sessions:

@@ -89,6 +89,10 @@ class PolicyRepository(Protocol):
         """Every policy, by id."""
         ...
 
+    def count(self) -> int:
+        """How many policies there are."""
+        ...
+
     def update(self, policy_id: int, spec: PolicySpec, now: datetime) -> Policy:
         """Replace a policy's spec (same duplicate checks as add, ignoring the policy itself)."""
         ...

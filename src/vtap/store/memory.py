@@ -57,6 +57,9 @@ class MemoryPolicyRepository:
         except KeyError:
             raise PolicyNotFound(policy_id) from None
 
+    def count(self) -> int:
+        return len(self._policies)
+
     def list(self) -> list[Policy]:
         return [self._policies[i] for i in sorted(self._policies)]
 

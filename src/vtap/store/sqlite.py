@@ -160,7 +160,7 @@ class SqlitePolicyRepository:
                 except (DuplicatePolicy, DuplicateName) as exc:
                     raise BatchConflict(index, str(exc)) from exc
             added = [self._insert(db, spec, now) for spec in specs]
-        self._policies.update((p.id, p) for p in added)
+        self._policies.update({p.id: p for p in added})  # one step: readers in the loop
         return added
 
     @staticmethod
@@ -184,6 +184,9 @@ class SqlitePolicyRepository:
             return self._policies[policy_id]
         except KeyError:
             raise PolicyNotFound(policy_id) from None
+
+    def count(self) -> int:
+        return len(self._policies)
 
     def list(self) -> list[Policy]:
         return list(self._policies.values())  # ids only grow: insertion order is id order

@@ -24,6 +24,7 @@ def health(controller: ControllerDep) -> Health:
         event_loop=LoopLagOut.model_validate(controller.loop_lag.report()),
         install=InstallOut(
             rounds=controller.installer.rounds,
+            full_builds=controller.installer.full_builds,
             last_full_build_s=round(controller.installer.last_build_s, 3),
         ),
     )
