@@ -18,6 +18,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from vtap.compiler.cubes import Value
 from vtap.openflow.pipeline import (
@@ -75,6 +76,7 @@ from vtap.openflow.rules import (
 SHARED = cookie(Owner.TAP_SHARED)  # placeholder: SwitchRules.emit makes it distinct per entry
 
 
+@lru_cache(maxsize=1 << 16)
 def shared_cookie(key: EntryKey) -> int:
     """A TAP_SHARED cookie of its own for one entry (stable across runs and processes)."""
     digest = hashlib.blake2b(repr(key).encode(), digest_size=5).digest()
@@ -368,6 +370,8 @@ class Delivery(Producer):
 class SwitchPipeline(Producer):
     """The switch's TAP pipeline: fabric marks, the shape-table walk, emit, ethertype classes,
     and the copy group. Derived from what the switch holds, so it follows every change."""
+
+    inputs: tuple[object, ...] | None = field(default=None, init=False)  # of the last rules
 
     def rules_and_group(
         self,

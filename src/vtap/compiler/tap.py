@@ -713,16 +713,18 @@ class TapCompiler:
         if pipe is None:
             pipe = self._pipes[dpid] = SwitchPipeline(dpid)
         here = self._slots.get(dpid, {})
-        slots = list(here)
-        labelled = any(c.label is not None for c in here.values())
-        rules, group = pipe.rules_and_group(
+        inputs = (
             self.view.fabric_ports_of(dpid),
-            self._want_tables.get(dpid, ()),
-            self._supp_tables.get(dpid, ()),
-            slots,
-            labelled,
-            active=self._live[dpid] > 0,
+            tuple(sorted(self._want_tables.get(dpid, ()))),
+            tuple(sorted(self._supp_tables.get(dpid, ()))),
+            tuple(sorted(here)),
+            any(c.label is not None for c in here.values()),
+            self._live[dpid] > 0,
         )
+        if inputs == pipe.inputs:
+            return  # most changes leave the switch's pipeline as it was
+        pipe.inputs = inputs
+        rules, group = pipe.rules_and_group(*inputs[:5], active=inputs[5])
         sw = self._switch(dpid)
         sw.emit(pipe, rules)
         sw.set_group(group)
