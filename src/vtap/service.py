@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import signal
 import socket
 
 import uvicorn
 
+from vtap import runtime
 from vtap.api.app import create_app
 from vtap.controller.core import Controller
 from vtap.errors import VtapError
 from vtap.ofchannel.server import OpenFlowServer
-from vtap.settings import GC_THRESHOLDS, Settings
+from vtap.settings import Settings
 from vtap.store.hosts import SqliteHostRepository
 from vtap.store.sqlite import SqlitePolicyRepository
 
@@ -52,7 +52,7 @@ def bind_api_socket(host: str, port: int) -> socket.socket:
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT when run as the main program)."""
-    gc.set_threshold(*GC_THRESHOLDS)
+    runtime.tune()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,11 +12,6 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The controller holds millions of long-lived objects (policies, compiled rules, mirrors of the
-# switches' tables); with Python's default thresholds the cyclic collector scans them all again
-# and again, which made a full build of 100,000 policies take 1.7 times as long.
-GC_THRESHOLDS = (50_000, 20, 20)
-
 
 def _default_state_dir() -> Path:
     if os.geteuid() == 0:

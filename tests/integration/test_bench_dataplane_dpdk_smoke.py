@@ -1,9 +1,11 @@
 """Smoke test of `vtap bench dataplane` on OVS-DPDK: one packet size, short windows.
 
-Runs testbed 1 (no TAP, mirror, vTAP), the paced run and testbed 2 end to end on real
-OVS-DPDK with testpmd vhost-user endpoints, and checks what each claims: copies reach the
-monitor only with a TAP, the pace is near what was asked, both pairs of testbed 2 are copied,
-PMD cycles were read, and the machine's hugepages are as before. Not a speed test.
+Runs testbed 1 (no TAP, mirror, vTAP), its 10,000-policy phase (here with 200 background
+policies), the paced run and testbed 2 end to end on real OVS-DPDK with testpmd vhost-user
+endpoints, and checks what each claims: copies reach the monitor only with a TAP (and never
+from a background policy), the background set was on the bridge, the pace is near what was
+asked, both pairs of testbed 2 are copied, PMD cycles were read, and the machine's hugepages
+are as before. Not a speed test.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from vtap.bench.dataplane import dpdk, harness, report
 def test_dpdk_smoke(tmp_path: Path) -> None:
     pages_before = int(dpdk.HUGEPAGES.read_text())
     config = harness.RunConfig(
-        sizes=(64,), datapaths=("ovs-dpdk",), repeats=1, window=0.5, warmup=0.5
+        sizes=(64,),
+        datapaths=("ovs-dpdk",),
+        repeats=1,
+        window=0.5,
+        warmup=0.5,
+        background_policies=200,
     )
     work = tmp_path / "work"
     work.mkdir()
@@ -26,6 +33,7 @@ def test_dpdk_smoke(tmp_path: Path) -> None:
     out = tmp_path / "results"
     written = {p.name for p in report.write(result, out, "pytest smoke")}
     assert {"ovs_dpdk_pmd_cycles_per_packet.png", "ovs_dpdk_two_pairs.png"} <= written
+    assert "policies_10k.png" in written
     raw = json.loads((out / "raw.json").read_text())
     samples = raw["samples"]
 
@@ -39,6 +47,18 @@ def test_dpdk_smoke(tmp_path: Path) -> None:
         assert s["received"] > 0 and s["pmd_cycles_per_packet"] > 0
     assert mirror["monitored"] > 0 and vtap["monitored"] > 0
     assert none["monitored"] < none["received"] / 100
+
+    label = harness.POLICIES["ovs-dpdk"]
+    for method in harness.POLICY_METHODS:
+        s = one(label, method)
+        assert s["received"] > 0 and s["pmd_cycles_per_packet"] > 0, s
+        if harness.copies(method):
+            assert s["monitored"] > 0, s
+        else:  # no background policy matched
+            assert s["monitored"] < s["received"] / 100, s
+    [bg] = raw["policy_sets"]
+    assert bg["datapath"] == label and bg["active"] == bg["policies"] == 200
+    assert bg["tap_flows"] - bg["tap_flows_before"] >= 200 and bg["tap_flows_after_delete"] == 0
 
     paced = one(harness.PACED, "vtap")
     assert paced["policed"] > 0, "the sender was not paced"
@@ -54,3 +74,7 @@ def test_dpdk_smoke(tmp_path: Path) -> None:
         assert proof["datapath_flow"].count("in_port(") >= 2, proof
     text = (out / "README.md").read_text()
     assert "half the no-TAP capacity" in text and "2 PMD / 1 PMD" in text
+    assert "## 200 installed policies (testbed 1)" in text
+    assert "OVS-DPDK (dpdkvhostuserclient, 1 PMD) — 200 policies" in text
+    assert "Goals (PMD cycles/packet)" in text and "none-10k ÷ none (≤ 1.10)" in text
+    assert "OVS-DPDK, 200 policies installed" in (out / "headline.md").read_text()

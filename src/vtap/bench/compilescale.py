@@ -19,6 +19,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
+from vtap import runtime
 from vtap.bench.workload import overlap_specs, stored
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.tap import PlanState, TapCompiler, build
@@ -26,7 +27,6 @@ from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import LOCAL_PORT, Link, Port, PortRef, Switch
 from vtap.domain.policy import Policy, PolicyPatch
 from vtap.lab.topo import LeafSpinePlan
-from vtap.settings import GC_THRESHOLDS
 from vtap.topology import HostTracker, Topology
 
 FABRICS: tuple[tuple[int, int], ...] = ((4, 8), (16, 64))
@@ -55,7 +55,8 @@ def fabric(plan: LeafSpinePlan) -> tuple[Topology, HostTracker]:
 
 
 def full_build(policies: list[Policy], topo: Topology, hosts: HostTracker) -> TapCompiler:
-    return build(policies, TopologyView(topo), hosts, Allocations(TapConfig()))
+    with runtime.quiet_gc():
+        return build(policies, TopologyView(topo), hosts, Allocations(TapConfig()))
 
 
 def _cpu(action: Callable[[], object]) -> float:
@@ -123,8 +124,9 @@ def incremental(compiler: TapCompiler, plan: LeafSpinePlan, seed: int = 3) -> di
 
 def measure(spines: int, leaves: int, count: int, detail: bool = True) -> dict[str, Any]:
     """One fabric × policy count: full build (time, peak memory), rules, incremental cost.
-    With the controller's garbage-collector thresholds (settings.GC_THRESHOLDS)."""
-    gc.set_threshold(*GC_THRESHOLDS)
+    With the controller's garbage-collector policy (vtap/runtime.py): builds without cyclic
+    collection, the result frozen."""
+    runtime.tune()
     plan = LeafSpinePlan(spines, leaves, 2)
     topo, hosts = fabric(plan)
     policies = stored(overlap_specs(plan, count))

@@ -1,8 +1,8 @@
 """The tree copies travel on toward one monitor: every switch's next hop to the monitor's edge.
 
 One tree per monitor, rooted at the monitor's edge switch and made of shortest paths, so that
-transit rules can forward by the copy tag alone: whatever switch a copy starts from, each switch
-on the way has exactly one next hop for that tag, and a tree has no loops. Among equal next hops
+transit rules can forward by the copy label alone: whatever switch a copy starts from, each switch
+on the way has exactly one next hop for that label, and a tree has no loops. Among equal next hops
 (several spines, parallel cables) the choice is a rendezvous hash of (monitor, switch, cable),
 stable across runs and processes: after a restart the same rules are computed, and a failed
 link only moves the switches whose choice it was.

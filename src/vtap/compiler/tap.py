@@ -44,7 +44,7 @@ changes go out (`Allocations.changes()`), to be persisted before the rules are i
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -304,6 +304,16 @@ class TapCompiler:
 
     def flush(self) -> Delta:
         """Turn every change since the last flush into per-switch changed keys."""
+        steps = self.flush_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+
+    def flush_steps(self, chunk: int = 1000) -> Generator[None, None, Delta]:
+        """`flush`, in steps of about `chunk` producers: a caller in an event loop yields to
+        it between steps (tens of thousands of changes take a second to materialise)."""
         if self._release() or self._freed:
             self._freed = False
             if self._starved:
@@ -313,7 +323,9 @@ class TapCompiler:
         # (a policy placed again in the same flush) must find them gone.
         stale = sorted(self._stale, key=lambda p: bool(p.owners_left()))
         self._stale.clear()
-        for producer in stale:
+        for n, producer in enumerate(stale):
+            if n and n % chunk == 0:
+                yield
             self._emit(producer)
         for dpid in sorted(self._stale_pipes):
             self._emit_pipeline(dpid)

@@ -129,7 +129,7 @@ class TopologyView:
 
     def memo(self, key: object, build: Callable[[TopologyView], _T]) -> _T:
         """`build(self)`, computed once per view and key: for values that depend only on this
-        topology state and `key` (e.g. one copy tag's guard rules). `key` must name everything
+        topology state and `key`. `key` must name everything
         `build` depends on besides the view."""
         if key in self._memo:
             return self._memo[key]  # type: ignore[no-any-return]

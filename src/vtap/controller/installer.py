@@ -27,10 +27,11 @@ import logging
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping
 
+from vtap import runtime
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.forwarding import base_rules
 from vtap.compiler.resolve import StaticHosts
-from vtap.compiler.tap import Delta, PlanState, TapCompiler
+from vtap.compiler.tap import Delta, TapCompiler
 from vtap.compiler.topoview import TopologyView
 from vtap.controller.reconciler import Desired, Reconciler, SyncResult
 from vtap.controller.state import ControllerState
@@ -44,7 +45,7 @@ from vtap.store.hosts import HostRepository
 log = logging.getLogger(__name__)
 
 CHUNK = 256  # policies compiled between two yields to the event loop
-REBUILD_BATCH = 2000  # more policy changes than this in one round: build in a thread
+REBUILD_BATCH = 2000  # more changes than this (and than half the policies): a full build
 
 
 class Installer:
@@ -177,7 +178,12 @@ class Installer:
     async def _compile(self) -> Delta:
         view = self.topology_view()
         changed = self._changed
-        if self.compiler is None or self.compiler.view is not view or len(changed) > REBUILD_BATCH:
+        total = len(self.compiler.policies) if self.compiler is not None else 0
+        if (
+            self.compiler is None
+            or self.compiler.view is not view
+            or len(changed) > max(REBUILD_BATCH, total // 2)
+        ):
             return await self._rebuild(view)
         self._changed = set()
         compiler = self.compiler
@@ -192,7 +198,14 @@ class Installer:
         hosts, moved = self._host_changes()
         if moved:
             compiler.set_hosts(hosts, moved)
-        delta = compiler.flush()
+        steps = compiler.flush_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                delta: Delta = done.value
+                break
+            await asyncio.sleep(0)
         self._probe_pending(delta.policies)
         return delta
 
@@ -206,9 +219,10 @@ class Installer:
         saved = old.alloc.snapshot() if old is not None else self._store.get_tags()
         loop = asyncio.get_running_loop()
         started = loop.time()
-        new, delta = await asyncio.to_thread(
-            _build, policies, view, hosts, self._config, saved, old
-        )
+        with runtime.quiet_gc():  # see vtap/runtime.py
+            new, delta = await asyncio.to_thread(
+                _build, policies, view, hosts, self._config, saved, old
+            )
         self.last_build_s = loop.time() - started
         self.full_builds += 1
         log.info(
@@ -254,10 +268,10 @@ class Installer:
         if compiler is None:
             return
         self.probing.clear()
+        pending = compiler.pending
         for pid in policy_ids:
-            plan = compiler.plan(pid)
             policy = compiler.policies.get(pid)
-            if plan is None or policy is None or plan.state is not PlanState.PENDING:
+            if pid not in pending or policy is None:
                 continue
             wanted = [
                 ip

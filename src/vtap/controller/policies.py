@@ -113,7 +113,9 @@ class PolicyService:
     async def delete_many(self, policy_ids: list[int]) -> None:
         """All of them or none; one install round for the lot."""
         await asyncio.to_thread(self._store.delete_many, policy_ids)
-        for policy_id in policy_ids:
+        for n, policy_id in enumerate(policy_ids):
+            if n and n % 2000 == 0:
+                await asyncio.sleep(0)  # 50,000 of them take a quarter of a second
             self._installer.status.forget(policy_id)
         log.info("%d policies deleted", len(policy_ids))
         await self._installed(policy_ids)

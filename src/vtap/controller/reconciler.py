@@ -53,6 +53,7 @@ from vtap.openflow.rules import EntryKey, FlowRule, FlowStat, GroupRule
 log = logging.getLogger(__name__)
 
 _TAP_OWNERS = (Owner.POLICY, Owner.TAP_SHARED)
+BIG_DIFF = 2000  # changed keys beyond which a switch's diff runs in a worker thread
 
 Rejected = list[tuple[FlowRule | GroupRule | int, m.Error]]
 
@@ -204,7 +205,13 @@ class Reconciler:
             full = keys is None or self.needs_full(dpid)
             want = desired(dpid, tap)
             diffed = None if full else set(keys or ())
-            changes = self._held(dpid, _diff(want, mirror, diffed, tap), diffed)
+            if diffed is None or len(diffed) > BIG_DIFF:
+                # tens of thousands of entries: diffed in a worker thread (nothing changes the
+                # desired rules or the mirror meanwhile: rounds run one at a time)
+                found = await asyncio.to_thread(_diff, want, mirror, diffed, tap)
+            else:
+                found = _diff(want, mirror, diffed, tap)
+            changes = self._held(dpid, found, diffed)
             plans[dpid] = _phases(changes, has_skeleton=_has_tap_pipeline(mirror))
             if full:
                 mirror.full = False

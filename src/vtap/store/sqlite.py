@@ -95,6 +95,10 @@ class SqlitePolicyRepository:
             with self._read() as db:
                 rows = db.execute("SELECT * FROM policies ORDER BY id").fetchall()
             self._policies = {row["id"]: self._row_policy(row) for row in rows}
+            # identity text and name → id, as the table's UNIQUE columns hold them: batches
+            # are checked here, not with two SELECTs per item
+            self._identities = {row["identity"]: row["id"] for row in rows}
+            self._names = {row["name"]: row["id"] for row in rows}
         except StoreError:
             self._db.close()
             raise
@@ -130,54 +134,46 @@ class SqlitePolicyRepository:
             datetime.fromisoformat(row["updated_at"]),
         )
 
-    @staticmethod
-    def _check_unique(db: sqlite3.Connection, spec: PolicySpec, exclude: int) -> None:
-        row = db.execute(
-            "SELECT id FROM policies WHERE identity = ? AND id != ?",
-            (_identity_text(spec), exclude),
-        ).fetchone()
-        if row is not None:
-            raise DuplicatePolicy(row["id"])
-        row = db.execute(
-            "SELECT id FROM policies WHERE name = ? AND id != ?", (spec.name, exclude)
-        ).fetchone()
-        if row is not None:
-            raise DuplicateName(spec.name, row["id"])
+    def _check_unique(self, identity: str, name: str, exclude: int) -> None:
+        other = self._identities.get(identity)
+        if other is not None and other != exclude:
+            raise DuplicatePolicy(other)
+        other = self._names.get(name)
+        if other is not None and other != exclude:
+            raise DuplicateName(name, other)
 
     def add(self, spec: PolicySpec, now: datetime) -> Policy:
-        with self._write() as db:
-            self._check_unique(db, spec, 0)
-            policy = self._insert(db, spec, now)
-        self._policies[policy.id] = policy
-        return policy
+        return self._add([spec], now, batch=False)[0]
 
     def add_many(self, specs: Sequence[PolicySpec], now: datetime) -> list[Policy]:
         check_batch(specs)
-        with self._write() as db:
-            for index, spec in enumerate(specs):
-                try:
-                    self._check_unique(db, spec, 0)
-                except (DuplicatePolicy, DuplicateName) as exc:
-                    raise BatchConflict(index, str(exc)) from exc
-            added = [self._insert(db, spec, now) for spec in specs]
-        self._policies.update({p.id: p for p in added})  # one step: readers in the loop
-        return added
+        return self._add(specs, now, batch=True)
 
-    @staticmethod
-    def _insert(db: sqlite3.Connection, spec: PolicySpec, now: datetime) -> Policy:
-        cursor = db.execute(
-            "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                spec.name,
-                _identity_text(spec),
-                spec.model_dump_json(),
-                now.isoformat(),
-                now.isoformat(),
-            ),
-        )
-        assert cursor.lastrowid is not None
-        return Policy.stored(cursor.lastrowid, spec, now, now)
+    def _add(self, specs: Sequence[PolicySpec], now: datetime, batch: bool) -> list[Policy]:
+        identities = [_identity_text(spec) for spec in specs]
+        stamp = now.isoformat()
+        with self._write() as db:
+            for index, (spec, identity) in enumerate(zip(specs, identities, strict=True)):
+                try:
+                    self._check_unique(identity, spec.name, 0)
+                except (DuplicatePolicy, DuplicateName) as exc:
+                    if batch:
+                        raise BatchConflict(index, str(exc)) from exc
+                    raise
+            added = []
+            for spec, identity in zip(specs, identities, strict=True):
+                cursor = db.execute(
+                    "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (spec.name, identity, spec.model_dump_json(), stamp, stamp),
+                )
+                assert cursor.lastrowid is not None
+                added.append(Policy.stored(cursor.lastrowid, spec, now, now))
+        # one step each (readers in the event loop see all of them or none)
+        self._policies.update({p.id: p for p in added})
+        self._identities.update(zip(identities, (p.id for p in added), strict=True))
+        self._names.update({p.name: p.id for p in added})
+        return added
 
     def get(self, policy_id: int) -> Policy:
         try:
@@ -199,21 +195,25 @@ class SqlitePolicyRepository:
             ).fetchone()
             if row is None:
                 raise PolicyNotFound(policy_id)
-            self._check_unique(db, spec, policy_id)
+            identity = _identity_text(spec)
+            self._check_unique(identity, spec.name, policy_id)
             db.execute(
                 "UPDATE policies SET name = ?, identity = ?, spec = ?, updated_at = ? WHERE id = ?",
-                (
-                    spec.name,
-                    _identity_text(spec),
-                    spec.model_dump_json(),
-                    now.isoformat(),
-                    policy_id,
-                ),
+                (spec.name, identity, spec.model_dump_json(), now.isoformat(), policy_id),
             )
             created_at = datetime.fromisoformat(row["created_at"])
+        self._forget_keys(policy_id)
         policy = Policy.stored(policy_id, spec, created_at, now)
         self._policies[policy_id] = policy
+        self._identities[identity] = policy_id
+        self._names[spec.name] = policy_id
         return policy
+
+    def _forget_keys(self, policy_id: int) -> None:
+        old = self._policies.get(policy_id)
+        if old is not None:
+            self._identities.pop(_identity_text(old), None)
+            self._names.pop(old.name, None)
 
     def delete(self, policy_id: int) -> None:
         _check_id(policy_id)
@@ -221,6 +221,7 @@ class SqlitePolicyRepository:
             cursor = db.execute("DELETE FROM policies WHERE id = ?", (policy_id,))
             if cursor.rowcount == 0:
                 raise PolicyNotFound(policy_id)
+        self._forget_keys(policy_id)
         self._policies.pop(policy_id, None)
 
     def delete_many(self, policy_ids: Sequence[int]) -> None:
@@ -230,6 +231,7 @@ class SqlitePolicyRepository:
         with self._write() as db:
             db.executemany("DELETE FROM policies WHERE id = ?", [(i,) for i in policy_ids])
         for policy_id in policy_ids:
+            self._forget_keys(policy_id)
             self._policies.pop(policy_id, None)
 
     # --- tags -----------------------------------------------------------------------------

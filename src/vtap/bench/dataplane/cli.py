@@ -20,9 +20,13 @@ def dataplane(
     sizes: Annotated[str, typer.Option(help="Comma-separated packet sizes (bytes).")] = (
         "64,128,256,512,1024,1280,1518"
     ),
-    methods: Annotated[str, typer.Option(help="Comma-separated: none,mirror,vtap")] = (
-        "none,mirror,vtap"
-    ),
+    methods: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: none,mirror,vtap (every size) and none-10k,vtap-10k (the "
+            "10,000-policy phase, which also measures the plain methods listed here)."
+        ),
+    ] = "none,mirror,vtap,none-10k,vtap-10k",
     datapaths: Annotated[
         str, typer.Option(help="Comma-separated datapaths: ovs-veth (normal OVS), ovs-dpdk.")
     ] = "ovs-veth,ovs-dpdk",
@@ -32,6 +36,21 @@ def dataplane(
     two_pairs: Annotated[
         bool, typer.Option(help="OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs.")
     ] = True,
+    policies_10k: Annotated[
+        bool,
+        typer.Option(
+            "--policies-10k/--no-policies-10k",
+            help="Testbed 1, both datapaths, 64 and 1518 B: no TAP and vTAP with 10,000 "
+            "background policies installed (none matching) vs. without, and vs. the mirror.",
+        ),
+    ] = True,
+    background_policies: Annotated[
+        int,
+        typer.Option(
+            help="How many background policies the 10,000-policy phase installs (one bulk "
+            "request, at most 100,000)."
+        ),
+    ] = 10_000,
     repeats: Annotated[int, typer.Option(help="Windows per size (0: 3 quick, 5 full).")] = 0,
     window: Annotated[float, typer.Option(help="Seconds per window (0: 1 quick, 5 full).")] = 0,
     out: Annotated[Path, typer.Option(help="Directory for the results.")] = DEFAULT_OUT,
@@ -53,10 +72,16 @@ def dataplane(
         size_list = tuple(int(s) for s in sizes.split(",") if s.strip())
     except ValueError:
         raise VtapError(f"--sizes must be comma-separated integers, not {sizes!r}") from None
-    method_list = tuple(m.strip() for m in methods.split(",") if m.strip())
-    bad = [m for m in method_list if m not in harness.METHODS]
+    method_list = tuple(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))
+    bad = [m for m in method_list if m not in harness.ALL_METHODS]
     if bad or not method_list:
-        raise VtapError(f"--methods must be among {', '.join(harness.METHODS)}, not {methods!r}")
+        raise VtapError(
+            f"--methods must be among {', '.join(harness.ALL_METHODS)}, not {methods!r}"
+        )
+    main_methods = tuple(m for m in harness.METHODS if m in method_list)
+    phase_methods = tuple(m for m in harness.POLICY_METHODS if m in method_list)
+    if not 0 < background_policies <= harness.MAX_BULK:
+        raise VtapError(f"--background-policies must be within 1..{harness.MAX_BULK:,}")
     dp_list = tuple(d.strip() for d in datapaths.split(",") if d.strip())
     if not dp_list or any(d not in harness.DATAPATHS for d in dp_list):
         raise VtapError(
@@ -66,13 +91,16 @@ def dataplane(
         raise VtapError("--sizes must be within 60..1518")
     config = harness.RunConfig(
         sizes=size_list,
-        methods=method_list,
+        methods=main_methods,
         datapaths=dp_list,
         repeats=repeats or (5 if full else 3),
         window=window or (5.0 if full else 1.0),
         quick=not full,
         paced=paced,
         two_pairs=two_pairs,
+        policies_10k=policies_10k,
+        policies_10k_methods=phase_methods,
+        background_policies=background_policies,
     )
     command = (
         "vtap bench dataplane " + shlex.join(sys.argv[3:])

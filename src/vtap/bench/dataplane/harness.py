@@ -17,6 +17,11 @@ methods share the same forwarding rules and differ only in how the copy is made:
 - `vtap`: a policy created through the controller's REST API (src_ip=sender, monitor_ip=monitor);
   the rules are the ones our compiler produces and our controller installs.
 
+The *10,000-policy phase* (`_policies_phase`, on testbed 1 of both datapaths, at 64 and 1518 B)
+adds `none-10k` and `vtap-10k`: the same as `none` and `vtap` with a background set of 10,000
+policies installed that can never match the sender's flow (`background_specs`), created in one
+bulk request and proven on the bridge by counting its TAP flow entries.
+
 Before a method is measured its copy path is proven: the datapath flow of the sender's port
 outputs to both receiver and monitor (`dpctl/dump-flows`), and the monitor receives packets;
 a method whose monitor receives nothing fails the run.
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -42,9 +48,23 @@ import httpx
 
 from vtap.errors import VtapError
 from vtap.lab.ovs import OvsEnv, OvsService
+from vtap.openflow.pipeline import Owner, owner_of, owns_group
 
 SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
 METHODS = ("none", "mirror", "vtap")
+# The 10,000-policy phase: its methods, its sizes, the labels of its samples.
+BACKGROUND_METHODS = ("none-10k", "vtap-10k")  # `none` / `vtap` with the background set
+POLICY_METHODS = ("none", "none-10k", "mirror", "vtap", "vtap-10k")
+ALL_METHODS = (*METHODS, *BACKGROUND_METHODS)
+NO_COPY = ("none", "none-10k")  # methods under which the monitor must receive nothing
+POLICY_SIZES = (64, 1518)
+POLICIES = {"ovs-veth": "ovs-veth-10k", "ovs-dpdk": "ovs-dpdk-10k"}  # Sample.datapath
+BACKGROUND_POLICIES = 10_000
+MAX_BULK = 100_000  # the REST API's largest bulk request
+# testpmd's txonly flow: UDP from port 9 to port 9 (its default; the proofs show
+# `udp(src=9,dst=9)`). No background policy may name this UDP port.
+TEST_FLOW_UDP_PORT = 9
+BACKGROUND_FIRST_PORT = 1024
 DATAPATHS = ("ovs-veth", "ovs-dpdk")
 # Labels of the OVS-DPDK experiments beyond testbed 1 (Sample.datapath).
 CAPACITY = "ovs-dpdk-capacity"  # no TAP, unpaced, 64 B: what the pace is half of
@@ -105,8 +125,19 @@ class Sample:
         self.monitor_mbps = self.monitor_pps * self.size * 8 / 1e6
         self.drops = max(0, self.sent - self.received) + max(0, self.sent2 - self.received2)
         copied = self.sent + self.sent2
-        self.monitor_drops = max(0, copied - self.monitored) if self.method != "none" else 0
+        self.monitor_drops = max(0, copied - self.monitored) if copies(self.method) else 0
         return self
+
+
+def copies(method: str) -> bool:
+    """Whether the monitor gets a copy of the sender's flow under this method."""
+    return method not in NO_COPY
+
+
+def base_method(method: str) -> str:
+    """What is set on the switch for a method: `none-10k` is `none`, `vtap-10k` is `vtap`
+    (the background set is installed apart, once per datapath)."""
+    return method.removesuffix("-10k")
 
 
 @dataclass
@@ -115,6 +146,25 @@ class Proof:
     method: str
     datapath_flow: str
     monitor_packets: int
+
+
+@dataclass
+class PolicySet:
+    """The background set of one datapath's 10,000-policy phase, and what it did on the bridge."""
+
+    datapath: str  # the phase's label (POLICIES)
+    policies: int  # created in one bulk request
+    shapes: dict[str, int]  # policies per match shape (background_specs)
+    active: int = 0  # GET /policies/summary once nothing was pending any more
+    pending: int = 0
+    error: int = 0
+    install_seconds: float = 0.0  # bulk request sent → every policy active
+    tap_flows: int = 0  # TAP flow entries on the bridge then (`ovs-ofctl dump-flows`)
+    tap_flows_by_table: dict[str, int] = field(default_factory=dict)
+    tap_groups: int = 0
+    tap_flows_before: int = 0  # TAP flow entries just before the bulk request
+    delete_seconds: float = 0.0  # bulk delete sent → no TAP flow entry left on the bridge
+    tap_flows_after_delete: int = -1
 
 
 @dataclass
@@ -128,6 +178,21 @@ class RunConfig:
     quick: bool = True
     paced: bool = True  # OVS-DPDK: every method at half the no-TAP capacity (64 B)
     two_pairs: bool = True  # OVS-DPDK testbed 2: two pairs, one monitor, 1 vs. 2 PMDs
+    policies_10k: bool = True  # testbed 1, both datapaths: the 10,000-policy phase
+    policies_10k_methods: tuple[str, ...] = POLICY_METHODS
+    background_policies: int = BACKGROUND_POLICIES
+
+    @property
+    def policy_sizes(self) -> tuple[int, ...]:
+        """The 10,000-policy phase's sizes: 64 and 1518 B (quick and full mode alike) when
+        the run has them, else the run's smallest and largest."""
+        chosen = tuple(s for s in self.sizes if s in POLICY_SIZES)
+        return chosen or tuple(sorted({min(self.sizes), max(self.sizes)}))
+
+    @property
+    def policy_phase(self) -> bool:
+        """Whether the 10,000-policy phase runs (it needs one of its background methods)."""
+        return self.policies_10k and any(m in BACKGROUND_METHODS for m in self.policies_10k_methods)
 
     @property
     def two_pair_sizes(self) -> tuple[int, ...]:
@@ -139,6 +204,8 @@ class RunConfig:
     def windows(self) -> int:
         """Measurement windows the run will take (for a progress bar)."""
         per_datapath = len(self.sizes) * len(self.methods) * self.repeats
+        if self.policy_phase:
+            per_datapath += len(self.policy_sizes) * len(self.policies_10k_methods) * self.repeats
         n = per_datapath * len(self.datapaths)
         if "ovs-dpdk" in self.datapaths:
             if self.paced:
@@ -156,6 +223,7 @@ class RunResult:
     machine: dict[str, str] = field(default_factory=dict)
     started: str = ""
     seconds: float = 0.0
+    policy_sets: list[PolicySet] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -165,6 +233,7 @@ class RunResult:
             "seconds": self.seconds,
             "proofs": [asdict(p) for p in self.proofs],
             "samples": [asdict(s) for s in self.samples],
+            "policy_sets": [asdict(p) for p in self.policy_sets],
         }
 
 
@@ -241,6 +310,46 @@ def _dpdk_version() -> str:
     return out.strip()
 
 
+def background_specs(count: int, ip_of: Callable[[str], str] = IP.__getitem__) -> list[dict]:
+    """`count` distinct policies over the testbed's own hosts (so the controller knows them
+    and installs them) that never match the sender's flow (UDP 9 → 9), in four match shapes,
+    round robin, each with its own run of ports from BACKGROUND_FIRST_PORT:
+
+    - `src_ip+tcp_src_port`: TCP from the sender's source port p (at the sender's port);
+    - `src_ip+dst_ip+tcp_dst_port`: TCP sender → receiver, destination port p;
+    - `dst_ip+udp_dst_port`: UDP to the receiver's port p ≠ 9, from anywhere (a destination
+      policy: classified on the bridge's other ports, the sender's among them);
+    - `src_ip+udp_src_port`: UDP from the sender's source port p ≠ 9.
+
+    The UDP shapes make the classifier look at the very fields the sender's flow has, with
+    values it never carries. Every copy would go to the monitor."""
+    shapes = 4
+    room = 65535 - BACKGROUND_FIRST_PORT + 1
+    if not 0 < count <= min(MAX_BULK, shapes * room):
+        raise VtapError(f"background policies: 1..{min(MAX_BULK, shapes * room)}, not {count}")
+    sender, receiver, monitor = (ip_of(r) for r in ("sender", "receiver", "monitor"))
+    specs = []
+    for i in range(count):
+        port = BACKGROUND_FIRST_PORT + i // shapes
+        match = (
+            {"src_ip": sender, "ip_proto": 6, "src_port": port},
+            {"src_ip": sender, "dst_ip": receiver, "ip_proto": 6, "dst_port": port},
+            {"dst_ip": receiver, "ip_proto": 17, "dst_port": port},
+            {"src_ip": sender, "ip_proto": 17, "src_port": port},
+        )[i % shapes]
+        assert port != TEST_FLOW_UDP_PORT
+        specs.append({"name": f"bench-bg-{i}", **match, "monitor_ip": monitor})
+    return specs
+
+
+def spec_shape(spec: dict) -> str:
+    """The match shape of a background spec, e.g. `dst_ip+udp_dst_port`."""
+    proto = {6: "tcp", 17: "udp"}[spec["ip_proto"]]
+    parts = [k for k in ("src_ip", "dst_ip") if k in spec]
+    parts += [f"{proto}_{k}" for k in ("src_port", "dst_port") if k in spec]
+    return "+".join(parts)
+
+
 # ------------------------------------------------------------------------------ testbed
 
 
@@ -263,6 +372,7 @@ class Testbed:
         self.odp: dict[str, int] = {}
         self.mirror = False
         self.policy_ids: list[int] = []
+        self.background: list[int] = []  # ids of the 10,000-policy phase's background set
         self.sender: subprocess.Popen[bytes] | None = None
 
     # -- setup -------------------------------------------------------------------------
@@ -353,8 +463,14 @@ class Testbed:
     # -- methods -----------------------------------------------------------------------
 
     def set_method(self, method: str) -> None:
+        """Set a method up; a `-10k` method needs the background set installed, any other
+        method needs it absent."""
         self.clear_method()
         assert self.ovs is not None
+        if (method in BACKGROUND_METHODS) != bool(self.background):
+            state = "installed" if self.background else "not installed"
+            raise VtapError(f"{method}: the background policies are {state}")
+        method = base_method(method)
         senders = self.sender_roles()
         if method == "mirror":
             names = self.port_names()
@@ -406,6 +522,93 @@ class Testbed:
             self.policy_ids = []
             time.sleep(0.5)
         self.ovs.appctl("revalidator/purge")
+
+    # -- the background set ------------------------------------------------------------
+
+    def tap_rules(self) -> tuple[int, dict[str, int], int]:
+        """TAP flow entries on the bridge (cookie of a policy or TAP-shared, pipeline.Owner),
+        per table, and vtap's groups, as `ovs-ofctl` lists them."""
+        assert self.ovs is not None
+        by_table: Counter[str] = Counter()
+        dump = self.ovs.ofctl("dump-flows", self.bridge, "--no-stats", timeout=120)
+        for line in dump.splitlines():
+            m = re.search(r"cookie=(0x[0-9a-fA-F]+)", line)
+            owner = owner_of(int(m.group(1), 16)) if m else None
+            if owner is None or owner[0] not in (Owner.POLICY, Owner.TAP_SHARED):
+                continue
+            t = re.search(r"table=(\d+)", line)
+            by_table[t.group(1) if t else "0"] += 1
+        groups = 0
+        for line in self.ovs.ofctl("dump-groups", self.bridge, timeout=60).splitlines():
+            m = re.search(r"group_id=(\d+)", line)
+            groups += bool(m and owns_group(int(m.group(1))))
+        ordered = dict(sorted(by_table.items(), key=lambda kv: int(kv[0])))
+        return sum(by_table.values()), ordered, groups
+
+    def summary(self) -> dict[str, int]:
+        resp = httpx.get(f"{self.api}/policies/summary", timeout=30)
+        resp.raise_for_status()
+        return {k: int(v) for k, v in resp.json().items()}
+
+    def install_background(self, specs: list[dict], label: str, timeout: float = 600) -> PolicySet:
+        """Create `specs` in one bulk request, wait (`/policies/summary`) until every policy is
+        active, and count the TAP flow entries they put on the bridge: at least one each."""
+        self.clear_method()
+        record = PolicySet(label, len(specs), dict(Counter(spec_shape(s) for s in specs)))
+        record.tap_flows_before = self.tap_rules()[0]
+        t0 = time.monotonic()
+        resp = httpx.post(f"{self.api}/policies/bulk", json={"policies": specs}, timeout=timeout)
+        if resp.status_code != 201:
+            raise VtapError(f"bulk create of {len(specs)} policies: {resp.status_code} "
+                            f"{resp.text[:300]}")  # fmt: skip
+        self.background = [int(p["id"]) for p in resp.json()]
+        deadline = t0 + timeout
+        while True:
+            now = self.summary()
+            if now["pending"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        record.install_seconds = time.monotonic() - t0
+        record.active, record.pending, record.error = now["active"], now["pending"], now["error"]
+        if now["active"] != len(specs) or now["total"] != len(specs):
+            raise VtapError(
+                f"{len(specs)} background policies: {now} after {record.install_seconds:.0f} s"
+                f"{self._not_active(self.background[:50])}"
+            )
+        record.tap_flows, record.tap_flows_by_table, record.tap_groups = self.tap_rules()
+        if record.tap_flows - record.tap_flows_before < len(specs):
+            raise VtapError(
+                f"{len(specs)} background policies are active, yet the bridge holds only "
+                f"{record.tap_flows} TAP flow entries ({record.tap_flows_by_table})"
+            )
+        self.ovs.appctl("revalidator/purge")  # type: ignore[union-attr]
+        return record
+
+    def _not_active(self, ids: list[int]) -> str:
+        reasons = []
+        for policy_id in ids:
+            with suppress(Exception):
+                p = httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()
+                if p["status"] != "active":
+                    reasons.append(f"{p['name']}: {p['status']} ({p.get('status_reason')})")
+        return ("; e.g. " + "; ".join(reasons[:5])) if reasons else ""
+
+    def remove_background(self, record: PolicySet, timeout: float = 300) -> None:
+        """Delete the background set in one bulk request; wait until the bridge holds no TAP
+        flow entry (nothing else may be set then: the method is cleared first)."""
+        self.clear_method()
+        t0 = time.monotonic()
+        resp = httpx.post(
+            f"{self.api}/policies/bulk-delete", json={"ids": self.background}, timeout=timeout
+        )
+        if resp.status_code != 204:
+            raise VtapError(f"bulk delete of the background policies: {resp.status_code} "
+                            f"{resp.text[:300]}")  # fmt: skip
+        self.background = []
+        wait_for(lambda: self.tap_rules()[0] == 0, timeout, "no TAP flow entry on the bridge")
+        record.delete_seconds = time.monotonic() - t0
+        record.tap_flows_after_delete = self.tap_rules()[0]
+        self.ovs.appctl("revalidator/purge")  # type: ignore[union-attr]
 
     def sender_flow(self, role: str = "sender") -> str:
         """The datapath flow(s) for a sender's UDP packets (in_port = that sender)."""
@@ -552,6 +755,8 @@ def _run_datapath(
             progress(f"{datapath}: setting up", 0)
             bed.open()
             _methods_by_size(bed, config, config.methods, config.sizes, result, progress)
+            if config.policy_phase:
+                _policies_phase(bed, config, result, progress)
         finally:
             bed.close()
         return
@@ -564,6 +769,8 @@ def _run_datapath(
         progress("ovs-dpdk: setting up OVS-DPDK and the testpmd endpoints", 0)
         bed.open()
         _methods_by_size(bed, config, config.methods, config.sizes, result, progress)
+        if config.policy_phase:
+            _policies_phase(bed, config, result, progress)
         if config.paced:
             _paced(bed, config, result, progress)
     finally:
@@ -595,35 +802,104 @@ def _methods_by_size(
     Interleaving matters on two busy cores: a sender's rate differs from one process (and one
     minute) to the next by more than the methods differ, so every method is measured under
     the same sender, alternately. Each method is proven under traffic the first time."""
+    if not methods:
+        return
     label = bed.datapath
     proven: set[str] = set()
     for size in sizes:
         progress(f"{label} {size} B: starting sender", 0)
         bed.start_sender(size, f"{label}-{size}")
         time.sleep(config.warmup)
-        for rep in range(config.repeats):
-            for method in methods:
-                progress(f"{label} {method} {size} B: {rep + 1}/{config.repeats}", 0)
-                if len(methods) > 1 or rep == 0:
-                    bed.set_method(method)
-                    time.sleep(SWITCH_SETTLE)
-                if method not in proven:
-                    result.proofs.append(prove(bed, method))
-                    proven.add(method)
-                sample = bed.measure(method, size, rep, config.window)
-                _check_window(sample)
-                result.samples.append(sample)
-                progress("", 1)
+        _round_robin(bed, config, methods, size, result, progress, proven)
         bed.stop_sender()
     bed.clear_method()
 
 
+def _round_robin(
+    bed: Testbed,
+    config: RunConfig,
+    methods: tuple[str, ...],
+    size: int,
+    result: RunResult,
+    progress: Callable[[str, int], None],
+    proven: set[str],
+) -> None:
+    """`config.repeats` windows of each method under the running sender, going round the
+    methods; a method not in `proven` is proven first (and added)."""
+    label = bed.datapath
+    for rep in range(config.repeats):
+        for method in methods:
+            progress(f"{label} {method} {size} B: {rep + 1}/{config.repeats}", 0)
+            if len(methods) > 1 or rep == 0:
+                bed.set_method(method)
+                time.sleep(SWITCH_SETTLE)
+            if method not in proven:
+                result.proofs.append(prove(bed, method))
+                proven.add(method)
+            sample = bed.measure(method, size, rep, config.window)
+            _check_window(sample)
+            result.samples.append(sample)
+            progress("", 1)
+
+
+def _policies_phase(
+    bed: Testbed,
+    config: RunConfig,
+    result: RunResult,
+    progress: Callable[[str, int], None],
+) -> None:
+    """The 10,000-policy phase on testbed 1: per size one sender, under which two blocks of
+    windows run: the *plain* block (none, mirror, vTAP round robin; no policy but the one vTAP
+    policy) and the *background* block (none-10k, vtap-10k round robin; the background set
+    installed, only the one matching policy toggled). Every compared pair is thus measured
+    under one sender. The background set is installed once per datapath: the first size runs
+    plain → install → background, the second background → bulk delete → plain (and so on,
+    alternating), which also puts the plain block first once and last once."""
+    main = bed.datapath
+    label = POLICIES[main]
+    plain = tuple(m for m in config.policies_10k_methods if m not in BACKGROUND_METHODS)
+    loaded = tuple(m for m in config.policies_10k_methods if m in BACKGROUND_METHODS)
+    specs = background_specs(config.background_policies, bed.ip_of)
+    proven: set[str] = set()
+    record: PolicySet | None = None
+    bed.datapath = label
+    try:
+        for i, size in enumerate(config.policy_sizes):
+            progress(f"{label} {size} B: starting sender", 0)
+            bed.start_sender(size, f"{label}-{size}")
+            time.sleep(config.warmup)
+            blocks = [(plain, False), (loaded, True)]
+            for block, with_background in blocks if i % 2 == 0 else blocks[::-1]:
+                if not block:
+                    continue
+                if with_background and not bed.background:
+                    progress(f"{label}: installing {len(specs):,} background policies", 0)
+                    record = bed.install_background(specs, label)
+                    result.policy_sets.append(record)
+                    time.sleep(SWITCH_SETTLE)
+                elif not with_background and bed.background:
+                    assert record is not None
+                    progress(f"{label}: deleting the background policies", 0)
+                    bed.remove_background(record)
+                    time.sleep(SWITCH_SETTLE)
+                _round_robin(bed, config, block, size, result, progress, proven)
+            bed.stop_sender()
+        if bed.background:
+            assert record is not None
+            progress(f"{label}: deleting the background policies", 0)
+            bed.remove_background(record)
+        bed.clear_method()
+    finally:
+        bed.datapath = main
+
+
 def _check_window(sample: Sample) -> None:
-    """A TAP window must have copied; a no-TAP window must not have (a method left behind)."""
+    """A TAP window must have copied; a no-TAP window must not have (a method left behind,
+    or a background policy that matched)."""
     what = f"{sample.datapath} {sample.method}, {sample.size} B"
-    if sample.method != "none" and sample.monitored == 0:
+    if copies(sample.method) and sample.monitored == 0:
         raise VtapError(f"{what}: the monitor received nothing in a window")
-    if sample.method == "none" and sample.monitored > max(100, sample.received // 100):
+    if not copies(sample.method) and sample.monitored > max(100, sample.received // 100):
         raise VtapError(f"{what}: the monitor got {sample.monitored} packets without a TAP")
 
 
@@ -688,8 +964,7 @@ def prove(bed: Testbed, method: str, timeout: float = 15.0) -> Proof:
     while True:
         flows = {role: bed.sender_flow(role) for role in bed.sender_roles()}
         done = all(
-            bed.copy_action_present(f, r) == (method != "none") and "udp" in f
-            for r, f in flows.items()
+            bed.copy_action_present(f, r) == copies(method) and "udp" in f for r, f in flows.items()
         )
         if done or time.monotonic() > deadline:
             break
@@ -699,15 +974,17 @@ def prove(bed: Testbed, method: str, timeout: float = 15.0) -> Proof:
     sample = bed.measure(method, 0, -1, 0.5)
     shown = "\n".join(flows.values())
     for role, flow in flows.items():
-        copies = bed.copy_action_present(flow, role)
-        if method == "none" and copies:
-            raise VtapError(f"no-TAP baseline, yet the datapath copies to the monitor: {flow}")
-        if method != "none" and not copies:
+        copied = bed.copy_action_present(flow, role)
+        if not copies(method) and copied:
+            raise VtapError(f"{method}: no TAP, yet the datapath copies to the monitor: {flow}")
+        if copies(method) and not copied:
             raise VtapError(
                 f"{method}: the datapath flow of {role} has no copy to the monitor's port "
                 f"{bed.odp['monitor']}: {flow or '(no datapath flow)'}; all datapath flows: "
                 f"{bed.ovs.appctl('dpctl/dump-flows')[:2000] if bed.ovs else ''}"
             )
-    if method != "none" and sample.monitored == 0:
+    if copies(method) and sample.monitored == 0:
         raise VtapError(f"{method}: the monitor received no copies")
+    if not copies(method) and sample.monitored > max(100, sample.received // 100):
+        raise VtapError(f"{method}: the monitor got {sample.monitored} packets without a TAP")
     return Proof(bed.datapath, method, shown, sample.monitored)

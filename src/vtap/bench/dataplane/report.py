@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -12,7 +13,10 @@ from pathlib import Path
 from vtap.bench.dataplane.harness import (
     CAPACITY,
     PACED,
+    POLICIES,
+    POLICY_METHODS,
     TWO_PAIRS,
+    PolicySet,
     Proof,
     RunConfig,
     RunResult,
@@ -45,6 +49,10 @@ DATAPATH_TITLE = {
     TWO_PAIRS[1]: "OVS-DPDK testbed 2 (two pairs, one monitor), 1 PMD",
     TWO_PAIRS[2]: "OVS-DPDK testbed 2 (two pairs, one monitor), 2 PMDs",
 }
+# The 10,000-policy phase: goals of the issue, per datapath (POLICIES label).
+GOAL_VS_MIRROR = 1.00  # vTAP (and vTAP with the background set) ÷ mirror, per-packet cost
+GOAL_BACKGROUND = 1.10  # no TAP with the background set ÷ no TAP, per-packet cost
+POLICY_LABELS = tuple(POLICIES.values())
 
 
 def _median_spread(values: list[float]) -> tuple[float, float, float]:
@@ -82,7 +90,10 @@ def load(raw: Path) -> RunResult:
     config = RunConfig(**{**cfg, **{k: tuple(v) for k, v in cfg.items() if isinstance(v, list)}})
     samples = [Sample(**s) for s in data["samples"]]
     proofs = [Proof(**{"datapath": "ovs-veth", **p}) for p in data["proofs"]]
-    return RunResult(config, samples, proofs, data["machine"], data["started"], data["seconds"])
+    sets = [PolicySet(**p) for p in data.get("policy_sets", [])]
+    return RunResult(
+        config, samples, proofs, data["machine"], data["started"], data["seconds"], sets
+    )
 
 
 def write(result: RunResult, outdir: Path, command: str) -> list[Path]:
@@ -188,6 +199,32 @@ def headline(
             f"{seed}); our receivers are testpmd processes sharing one core, so this ratio "
             "says little about the datapaths"
         )
+    lines += _policies_headline(result)
+    return lines
+
+
+def _policies_headline(result: RunResult) -> list[str]:
+    """One line per datapath of the 10,000-policy phase: its goal ratios and verdicts."""
+    goals = policy_goals(result.samples)
+    lines = []
+    for label in POLICY_LABELS:
+        if label not in goals:
+            continue
+        per_size = goals[label]
+        sizes = sorted(per_size)
+        n = _background_count(result, label)
+        flows = next((p.tap_flows for p in result.policy_sets if p.datapath == label), 0)
+        what = "PMD cycles/pkt" if _is_dpdk(label) else "per-packet time (1 ÷ receiver pps)"
+        cells = []
+        for key, goal in (("vtap/mirror", GOAL_VS_MIRROR), ("vtap-10k/mirror", GOAL_VS_MIRROR),
+                          ("none-10k/none", GOAL_BACKGROUND)):  # fmt: skip
+            vals = [per_size[s].get(key) for s in sizes]
+            shown = " / ".join(f"{v[0]:.3f}" if v else "n/a" for v in vals)
+            cells.append(f"{_GOAL_TITLE[key]} {shown} (goal ≤ {goal:.2f}: {_verdict(vals, goal)})")
+        lines.append(
+            f"- {_SHORT_TITLE[label]}, {n:,} policies installed ({flows:,} TAP flow entries on "
+            f"the bridge), {' / '.join(f'{s} B' for s in sizes)}, {what}: " + "; ".join(cells)
+        )
     return lines
 
 
@@ -259,6 +296,8 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
         "|---|---|---|",
     ]
     for p in result.proofs:
+        if p.datapath in POLICY_LABELS:
+            continue  # in the 10,000-policy section
         flow = p.datapath_flow.replace("|", "\\|").replace("\n", "<br>") or "(none)"
         lines.append(f"| {p.method} | `{flow}` | {p.monitor_packets} |")
     lines.append("")
@@ -288,8 +327,10 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
     lines += _paced_section(result.samples)
     lines += _two_pairs_section(agg, sizes)
     lines += _goals_section(agg, sizes, result.samples)
+    lines += _policies_section(result, agg)
     lines += _comparison(agg, sizes)
     have_two = any(k[0] in TWO_PAIRS.values() for k in agg)
+    have_policies = any(k[0] in POLICY_LABELS for k in agg)
     lines += [
         "## Plots",
         "",
@@ -300,6 +341,7 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
         ],
         *(["![PMD cycles](ovs_dpdk_pmd_cycles_per_packet.png)"] if "ovs-dpdk" in datapaths else []),
         *(["![testbed 2](ovs_dpdk_two_pairs.png)"] if have_two else []),
+        *(["![10,000 policies](policies_10k.png)"] if have_policies else []),
         "",
     ]
     missing = []
@@ -312,6 +354,11 @@ def _markdown(result: RunResult, agg: dict, command: str) -> str:
         missing.append("- The 2-pair / 1-vs-2-PMD testbed (seed Tables 5.5/5.6).")
     if not any(s.datapath == PACED for s in result.samples):
         missing.append("- The paced half-capacity goal (≥ 99 % at receiver and monitor).")
+    if not have_policies:
+        missing.append(
+            "- The 10,000-policy phase (none-10k, vtap-10k vs. no TAP, mirror and vTAP; "
+            "`--policies-10k`)."
+        )
     if missing:
         lines += ["## Not measured in this run", "", *missing, ""]
     return "\n".join(lines)
@@ -565,7 +612,7 @@ def _plots(agg: dict, outdir: Path) -> list[Path]:
     written = []
     sizes = sorted({k[2] for k in agg})
     order = ["none", "mirror", "vtap"]
-    methods = sorted({k[1] for k in agg}, key=order.index)
+    methods = sorted({k[1] for k in agg if k[0] in TESTBED1}, key=order.index)
     datapaths = sorted({k[0] for k in agg} & set(TESTBED1))
     plots = [(dp, f) for dp in datapaths for f in ("receiver_pps", "monitor_pps")]
     if "ovs-dpdk" in datapaths:
@@ -591,6 +638,8 @@ def _plots(agg: dict, outdir: Path) -> list[Path]:
         written.append(path)
     if any(k[0] in TWO_PAIRS.values() for k in agg):
         written.append(_two_pairs_plot(agg, sizes, outdir, plt))
+    if any(k[0] in POLICY_LABELS for k in agg):
+        written.append(_policies_plot(agg, outdir, plt))
     return written
 
 
@@ -614,6 +663,295 @@ def _two_pairs_plot(agg: dict, sizes: list[int], outdir: Path, plt) -> Path:  # 
     axes[0].legend()
     fig.tight_layout()
     path = outdir / "ovs_dpdk_two_pairs.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# ------------------------------------------------------------------ the 10,000-policy phase
+
+_SHORT_TITLE = {POLICIES["ovs-veth"]: "normal OVS", POLICIES["ovs-dpdk"]: "OVS-DPDK"}
+_GOAL_TITLE = {
+    "vtap/mirror": "vTAP ÷ mirror",
+    "vtap-10k/mirror": "vTAP-10k ÷ mirror",
+    "none-10k/none": "none-10k ÷ none",
+}
+
+
+def _is_dpdk(label: str) -> bool:
+    return label == POLICIES["ovs-dpdk"]
+
+
+def _background_count(result: RunResult, label: str) -> int:
+    found = [p.policies for p in result.policy_sets if p.datapath == label]
+    return found[0] if found else result.config.background_policies
+
+
+def method_title(method: str, background: int = 10_000) -> str:
+    """A method's name in the 10,000-policy tables (`-10k`: with the background set)."""
+    if method.endswith("-10k"):
+        return f"{METHOD_TITLE[method.removesuffix('-10k')]} + {background:,} policies"
+    return METHOD_TITLE[method]
+
+
+def _cost(s: Sample) -> float:
+    """What one packet costs the switch: PMD cycles on OVS-DPDK; on normal OVS, whose
+    forwarding thread is the bottleneck of an unpaced sender, 1 ÷ receiver pps."""
+    if _is_dpdk(s.datapath):
+        return s.pmd_cycles_per_packet
+    return 1 / s.receiver_pps if s.receiver_pps else 0.0
+
+
+def _paired_ratio(
+    samples: list[Sample], label: str, a: str, b: str, size: int
+) -> tuple[float, float, float] | None:
+    """Cost of method a ÷ method b: ratio of the medians, and the min–max of the per-repeat
+    ratios (window r of a with window r of b, measured under the same sender)."""
+
+    def costs(method: str) -> dict[int, float]:
+        return {
+            s.repeat: _cost(s)
+            for s in samples
+            if s.datapath == label and s.method == method and s.size == size and s.repeat >= 0
+        }
+
+    ca, cb = costs(a), costs(b)
+    if not ca or not cb or not all(ca.values()) or not all(cb.values()):
+        return None
+    per = [ca[r] / cb[r] for r in ca if r in cb]
+    med = statistics.median(ca.values()) / statistics.median(cb.values())
+    return (med, min(per, default=med), max(per, default=med))
+
+
+def policy_goals(samples: list[Sample]) -> dict[str, dict[int, dict[str, tuple]]]:
+    """Per phase label and size: the goal ratios of the 10,000-policy phase (cost ratios,
+    `_paired_ratio`); a ratio whose two methods were not both measured is left out."""
+    out: dict[str, dict[int, dict[str, tuple]]] = {}
+    for label in POLICY_LABELS:
+        sizes = sorted({s.size for s in samples if s.datapath == label})
+        for size in sizes:
+            ratios = {}
+            for key in _GOAL_TITLE:
+                a, b = key.split("/")
+                r = _paired_ratio(samples, label, a, b, size)
+                if r is not None:
+                    ratios[key] = r
+            out.setdefault(label, {})[size] = ratios
+    return out
+
+
+def _verdict(values: list[tuple | None], goal: float) -> str:
+    """`met` when every measured ratio's median is within the goal."""
+    have = [v for v in values if v]
+    if not have:
+        return "n/a"
+    return "met" if all(v[0] <= goal for v in have) else "not met"
+
+
+def _ratio_cell(v: tuple | None, goal: float) -> str:
+    if not v:
+        return "n/a"
+    return f"{v[0]:.3f} ({v[1]:.3f}–{v[2]:.3f}) **{'met' if v[0] <= goal else 'not met'}**"
+
+
+def _bare_flow(flow: str) -> str:
+    """A datapath flow without its counters (`packets:…, bytes:…, used:…`)."""
+    return re.sub(r" ?(packets|bytes|used):[^,\s]*,?", "", flow).strip()
+
+
+def _policies_section(result: RunResult, agg: dict) -> list[str]:
+    labels = [x for x in POLICY_LABELS if any(k[0] == x for k in agg)]
+    if not labels:
+        return []
+    sets = {p.datapath: p for p in result.policy_sets}
+    n = max((p.policies for p in result.policy_sets), default=result.config.background_policies)
+    cfg = result.config
+    lines = [
+        f"## {n:,} installed policies (testbed 1)",
+        "",
+        f"The issue's case: {n:,} policies installed, first with none matching the sender's "
+        "flow (`none-10k`), then with the one matching vTAP policy as well (`vtap-10k`), "
+        "against no TAP, the OVSDB mirror and the one vTAP policy alone. The background set "
+        "is created in **one bulk request** (`POST /api/v1/policies/bulk`), awaited through "
+        "`GET /api/v1/policies/summary` until every policy is active, and proven on the "
+        "bridge by counting its TAP flow entries with `ovs-ofctl dump-flows` (cookies of a "
+        "policy or of the shared TAP pipeline). Its policies are built over the testbed's "
+        "own hosts (a policy naming a host the controller does not know would stay pending "
+        "and install nothing) and can never match the sender's flow, testpmd's UDP 9 → 9; "
+        "they copy to the monitor. Shapes, round robin, each with its own run of ports from "
+        "1024: TCP source port from the sender; TCP sender → receiver destination port; UDP "
+        "destination port ≠ 9 to the receiver from anywhere (a destination policy, "
+        "classified on the sender's port too); UDP source port ≠ 9 from the sender. The UDP "
+        "shapes make the classifier look up the very fields the sender's packets carry.",
+        "",
+        "Per size one sender, under which two blocks of windows run: *plain* (no TAP, "
+        "mirror, vTAP round robin, as in the main tables) and *with the background set* "
+        "(none-10k, vtap-10k round robin: only the one matching policy is created and "
+        "deleted between windows). The set is installed once per datapath and kept: at "
+        f"{cfg.policy_sizes[0]} B the plain block runs first, then the set is installed"
+        + (
+            f"; at {cfg.policy_sizes[1]} B the background block runs first, then the set is "
+            "deleted in one bulk request (`POST /api/v1/policies/bulk-delete`, until the "
+            "bridge holds no TAP flow entry) and the plain block follows"
+            if len(cfg.policy_sizes) > 1
+            else ""
+        )
+        + ". Every ratio below thus compares windows of one sender; cells: median "
+        "(min–max over the windows), ratios: of the medians (min–max of the per-window "
+        "ratios, window r with window r). *Cost* per packet: PMD busy cycles per packet on "
+        "OVS-DPDK; on normal OVS, whose forwarding thread is what limits an unpaced sender, "
+        "1 ÷ receiver pps (no cycle counter there). Goals (issue): vTAP ÷ mirror cost ≤ "
+        f"{GOAL_VS_MIRROR:.2f} — alone and with the background set; the background set adds "
+        f"≤ {round((GOAL_BACKGROUND - 1) * 100)} % to the no-TAP path (none-10k ÷ none ≤ "
+        f"{GOAL_BACKGROUND:.2f}). Met = the median ratio within the goal.",
+        "",
+        "| datapath | policies | shapes | until all active | TAP flow entries on the bridge "
+        "(by table) | copy groups | bulk delete → no TAP entry |",
+        "|---|---:|---|---:|---|---:|---:|",
+    ]
+    for label in labels:
+        p = sets.get(label)
+        if p is None:
+            continue
+        shapes = ", ".join(f"{k} {v:,}" for k, v in p.shapes.items())
+        tables = ", ".join(f"{t}: {c:,}" for t, c in p.tap_flows_by_table.items())
+        deleted = (
+            f"{p.delete_seconds:.1f} s ({p.tap_flows_after_delete} left)"
+            if p.tap_flows_after_delete >= 0
+            else "—"
+        )
+        lines.append(
+            f"| {_SHORT_TITLE[label]} | {p.policies:,} ({p.active:,} active) | {shapes} | "
+            f"{p.install_seconds:.1f} s | {p.tap_flows:,} ({tables}) | {p.tap_groups} | "
+            f"{deleted} |"
+        )
+    lines.append("")
+    goals = policy_goals(result.samples)
+    for label in labels:
+        dpdk = _is_dpdk(label)
+        count = _background_count(result, label)
+        lines += [
+            f"### {DATAPATH_TITLE[label.removesuffix('-10k')]} — {count:,} policies",
+            "",
+            "| size | method | receiver_pps | monitor_pps | sender_pps |"
+            + (" PMD cycles/packet |" if dpdk else ""),
+            "|---:|---|---:|---:|---:|" + ("---:|" if dpdk else ""),
+        ]
+        sizes = sorted({k[2] for k in agg if k[0] == label})
+        for size in sizes:
+            for method in POLICY_METHODS:
+                v = agg.get((label, method, size))
+                if v is None:
+                    continue
+                lines.append(
+                    f"| {size} | {method_title(method, count)} | {_fmt(v['receiver_pps'])} | "
+                    f"{_fmt(v['monitor_pps'])} | {_fmt(v['sender_pps'])} |"
+                    + (f" {_fmt(v['pmd_cycles_per_packet'], 1)} |" if dpdk else "")
+                )
+        cost = "PMD cycles/packet" if dpdk else "per-packet time, 1 ÷ receiver pps"
+        lines += [
+            "",
+            f"Goals ({cost}):",
+            "",
+            f"| size | vTAP ÷ mirror (≤ {GOAL_VS_MIRROR:.2f}) | vTAP-10k ÷ mirror "
+            f"(≤ {GOAL_VS_MIRROR:.2f}) | none-10k ÷ none (≤ {GOAL_BACKGROUND:.2f}) |",
+            "|---:|---:|---:|---:|",
+        ]
+        per_size = goals.get(label, {})
+        for size in sizes:
+            g = per_size.get(size, {})
+            lines.append(
+                f"| {size} | {_ratio_cell(g.get('vtap/mirror'), GOAL_VS_MIRROR)} | "
+                f"{_ratio_cell(g.get('vtap-10k/mirror'), GOAL_VS_MIRROR)} | "
+                f"{_ratio_cell(g.get('none-10k/none'), GOAL_BACKGROUND)} |"
+            )
+        if not dpdk:
+            lines += [
+                "",
+                "Receiver pps ratios, for reference (higher is better): "
+                + "; ".join(
+                    f"{size} B: none-10k ÷ none "
+                    f"{_ratio(_med(agg, label, 'none-10k', size), _med(agg, label, 'none', size))}"
+                    f", vTAP ÷ mirror "
+                    f"{_ratio(_med(agg, label, 'vtap', size), _med(agg, label, 'mirror', size))}"
+                    for size in sizes
+                )
+                + ".",
+            ]
+        lines += ["", *_policy_proofs(result, label), ""]
+    return lines
+
+
+def _med(agg: dict, label: str, method: str, size: int, f: str = "receiver_pps") -> float:
+    v = agg.get((label, method, size))
+    return v[f][0] if v else 0.0
+
+
+def _policy_proofs(result: RunResult, label: str) -> list[str]:
+    """The proofs of one datapath's phase, and whether the background set changed the
+    sender's datapath flow (its megaflow: match and actions, counters left out)."""
+    proofs = {p.method: p for p in result.proofs if p.datapath == label}
+    if not proofs:
+        return []
+    lines = [
+        "Proofs (before the first window of each method): the sender's datapath flow "
+        "(`dpctl/dump-flows`, counters left out) and the monitor's packets in 0.5 s.",
+        "",
+        "| method | datapath flow of the sender's UDP packets | monitor packets in 0.5 s |",
+        "|---|---|---|",
+    ]
+    for method in POLICY_METHODS:
+        p = proofs.get(method)
+        if p is None:
+            continue
+        flow = _bare_flow(p.datapath_flow).replace("|", "\\|").replace("\n", "<br>")
+        lines.append(f"| {method} | `{flow or '(none)'}` | {p.monitor_packets} |")
+    notes = []
+    for plain, loaded in (("none", "none-10k"), ("vtap", "vtap-10k")):
+        if plain in proofs and loaded in proofs:
+            same = _bare_flow(proofs[plain].datapath_flow) == _bare_flow(
+                proofs[loaded].datapath_flow
+            )
+            notes.append(
+                f"- {loaded} vs. {plain}: the background set "
+                + (
+                    "left the datapath flow as it was (same match, same actions)."
+                    if same
+                    else "changed the datapath flow (see the rows above)."
+                )
+            )
+    return [*lines, *([""] if notes else []), *notes]
+
+
+def _policies_plot(agg: dict, outdir: Path, plt) -> Path:  # type: ignore[no-untyped-def]
+    """Per datapath of the phase, its cost-like figure per size and method: receiver pps on
+    normal OVS, PMD cycles/packet on OVS-DPDK."""
+    panels = [
+        (label, f)
+        for label, f in (
+            (POLICIES["ovs-veth"], "receiver_pps"),
+            (POLICIES["ovs-dpdk"], "pmd_cycles_per_packet"),
+            (POLICIES["ovs-dpdk"], "receiver_pps"),
+        )
+        if any(k[0] == label for k in agg)
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (label, field) in zip(axes[0], panels, strict=True):
+        sizes = sorted({k[2] for k in agg if k[0] == label})
+        methods = [m for m in POLICY_METHODS if any(k[:2] == (label, m) for k in agg)]
+        width = 0.8 / max(1, len(methods))
+        for i, method in enumerate(methods):
+            vals = [agg.get((label, method, s), {}).get(field, (0, 0, 0)) for s in sizes]
+            xs = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(sizes))]
+            err = [[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]]
+            ax.bar(xs, [v[0] for v in vals], width, yerr=err, capsize=2, label=method)
+        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set_xlabel("packet size (bytes)")
+        ax.set_title(f"{_SHORT_TITLE[label]}: {field.replace('_', ' ')}")
+        ax.legend(fontsize="small")
+    fig.suptitle("Background policies installed (none-10k, vtap-10k) vs. without")
+    fig.tight_layout()
+    path = outdir / "policies_10k.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
