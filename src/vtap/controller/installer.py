@@ -45,6 +45,7 @@ from vtap.store.hosts import HostRepository
 log = logging.getLogger(__name__)
 
 CHUNK = 256  # policies compiled between two yields to the event loop
+STATUS_CHUNK = 2000  # policies whose status is worked out between two yields
 REBUILD_BATCH = 2000  # more changes than this (and than half the policies): a full build
 
 
@@ -82,7 +83,6 @@ class Installer:
         self.full_builds = 0
         self.last_build_s = 0.0
         self._pending_view: TopologyView | None = None
-        self._rebuilt: set[int] = set()  # policies a full build placed (status compiled)
 
     # ------------------------------------------------------------ requests
 
@@ -141,9 +141,7 @@ class Installer:
         saved, gone = compiler.alloc.changes()
         if saved or gone:
             self._store.update_tags(saved, gone)
-        self.status.compiled(compiler, delta.policies)
-        delta.policies |= self._rebuilt
-        self._rebuilt = set()
+        await self._in_chunks(sorted(delta.policies), lambda c: self.status.compiled(compiler, c))
         changed: dict[int, set[EntryKey] | None] = {}
         cleanup = self._reconciler.cleanup_due()
         lingered = cleanup[1] if cleanup is not None and cleanup[0] <= self._state.now() else {}
@@ -157,10 +155,7 @@ class Installer:
         results = await self._reconciler.sync(self.desired, changed) if changed else {}
         rejected = self._after(results, versions)
         stale = sorted(self.status.stale(delta.policies | rejected))
-        for first in range(0, len(stale), CHUNK * 4):
-            if first:
-                await asyncio.sleep(0)
-            self.status.refresh(self.compiler, stale[first : first + CHUNK * 4])
+        await self._in_chunks(stale, lambda c: self.status.refresh(compiler, c))
         cleanup = self._reconciler.cleanup_due()
         if cleanup is not None:  # lingering label entries: a round when they may go
             wait = max(0.0, cleanup[0] - self._state.now()) + 0.05
@@ -233,13 +228,16 @@ class Installer:
         )
         self.compiler = new
         self._probe_pending(delta.policies)
-        policies_now = sorted(delta.policies)
-        for first in range(0, len(policies_now), CHUNK * 4):
-            await asyncio.sleep(0)
-            self.status.compiled(new, policies_now[first : first + CHUNK * 4])
-        delta.policies = set()  # compiled above
-        self._rebuilt = set(policies_now)
         return delta
+
+    @staticmethod
+    async def _in_chunks(items: list[int], work: Callable[[list[int]], None]) -> None:
+        """`work` over `items` a few thousand at a time, yielding to the event loop between
+        (tens of thousands of policies change status after a full build)."""
+        for first in range(0, len(items), STATUS_CHUNK):
+            if first:
+                await asyncio.sleep(0)
+            work(items[first : first + STATUS_CHUNK])
 
     def _policy(self, pid: int) -> Policy | None:
         try:
