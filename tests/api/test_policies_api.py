@@ -16,7 +16,7 @@ import pytest
 from tests.api.conftest import POLICIES, observe_fabric, spec_body
 from tests.unit.leafspine import Fabric
 from vtap.api.ofctl import to_ofctl
-from vtap.compiler.tap import compile_tap
+from vtap.compiler.plan import compile_tap
 from vtap.compiler.topoview import TopologyView
 from vtap.controller.core import Controller
 from vtap.domain.network import dpid_str

@@ -9,7 +9,7 @@ from tests.sim.walker import Network, Packet, WalkResult
 from tests.unit.leafspine import Fabric
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.forwarding import base_rules, path_rules
-from vtap.compiler.tap import TapPlan, build, snapshot
+from vtap.compiler.plan import TapPlan, build, snapshot
 from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import FlowKey, PortRef
 from vtap.domain.policy import Policy, PolicySpec

@@ -11,8 +11,9 @@ import pytest
 
 from tests.sim.lab import Lab, ip, mac
 from vtap.compiler.alloc import Allocations
+from vtap.compiler.plan import PlanState, build, snapshot
 from vtap.compiler.resolve import StaticHosts
-from vtap.compiler.tap import PlanState, TapCompiler, build, snapshot
+from vtap.compiler.tap import TapCompiler
 from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import Host
 from vtap.domain.policy import Policy, PolicyPatch

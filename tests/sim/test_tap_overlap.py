@@ -17,7 +17,7 @@ import pytest
 
 from tests.sim.lab import Lab, ip, mac
 from tests.sim.walker import Packet
-from vtap.compiler.tap import PlanState, TapPlan
+from vtap.compiler.plan import PlanState, TapPlan
 from vtap.domain.policy import Policy
 
 

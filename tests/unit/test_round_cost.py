@@ -15,7 +15,7 @@ from tests.sim.lab import Lab, ip, mac
 from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
 from vtap.compiler.alloc import Allocations
-from vtap.compiler.tap import build
+from vtap.compiler.plan import build
 from vtap.compiler.topoview import TopologyView
 from vtap.controller.core import Controller
 from vtap.controller.reconciler import Desired, Reconciler

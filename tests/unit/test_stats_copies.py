@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.sim.lab import Lab, ip
-from vtap.compiler.tap import TapPlan
+from vtap.compiler.plan import TapPlan
 from vtap.openflow.pipeline import TABLE_COPY
 from vtap.stats.copies import CopyTotal, copy_totals
 

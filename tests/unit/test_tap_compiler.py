@@ -9,8 +9,8 @@ from tests.sim.lab import Lab, ip, mac
 from vtap.api.ofctl import to_ofctl
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.cubes import CubeIndex, overlaps, policy_cube, shape_name, shape_of
+from vtap.compiler.plan import PlanState
 from vtap.compiler.resolve import StaticHosts
-from vtap.compiler.tap import PlanState
 from vtap.domain.network import Host, PortRef
 from vtap.openflow.pipeline import (
     GROUP_COPY,

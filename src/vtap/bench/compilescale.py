@@ -22,7 +22,8 @@ from typing import Any
 from vtap import runtime
 from vtap.bench.workload import overlap_specs, stored
 from vtap.compiler.alloc import Allocations, TapConfig
-from vtap.compiler.tap import PlanState, TapCompiler, build
+from vtap.compiler.plan import PlanState, build
+from vtap.compiler.tap import TapCompiler
 from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import LOCAL_PORT, Link, Port, PortRef, Switch
 from vtap.domain.policy import Policy, PolicyPatch

@@ -46,10 +46,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from vtap.compiler.alloc import Allocations, TapConfig, monitor_key, policy_key
-from vtap.compiler.cubes import CubeIndex, cube_key, overlaps, policy_cube, shape_name, shape_of
+from vtap.compiler.cubes import CubeIndex, cube_key, policy_cube, shape_name, shape_of
 from vtap.compiler.entries import (
     Delivery,
     Producer,
@@ -60,11 +59,12 @@ from vtap.compiler.entries import (
     Transit,
     WantGroup,
 )
+from vtap.compiler.plan import Delta, PlanState, PolicyPlan
 from vtap.compiler.resolve import HostLookup, Pending, Placement, StaticHosts, place
 from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import Host
 from vtap.domain.policy import Policy
-from vtap.openflow.pipeline import GROUP_COPY, SLOTS_PER_SWITCH, TABLE_SHAPE_LAST
+from vtap.openflow.pipeline import SLOTS_PER_SWITCH, TABLE_SHAPE_LAST
 from vtap.openflow.rules import EntryKey, FlowRule, GroupRule
 
 __all__ = [
@@ -78,42 +78,6 @@ __all__ = [
 ]
 
 _N_TABLES = TABLE_SHAPE_LAST  # for messages: "no OpenFlow table left (limit …)"
-
-
-class PlanState(StrEnum):
-    READY = "ready"  # rules compiled; active once the switches in `dpids` confirmed them
-    PENDING = "pending"  # waiting for something (see `reason`); becomes ready by itself
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyPlan:
-    policy_id: int
-    state: PlanState
-    reason: str = ""
-    dpids: frozenset[int] = frozenset()
-
-
-@dataclass(slots=True)
-class Delta:
-    """What one flush changed: entry keys and copy groups per switch, and which policies'
-    own rules changed (their status waits for those switches again)."""
-
-    flows: dict[int, set[EntryKey]] = field(default_factory=dict)
-    groups: set[int] = field(default_factory=set)
-    policies: set[int] = field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.flows or self.groups or self.policies)
-
-    def merge(self, other: Delta) -> None:
-        for dpid, keys in other.flows.items():
-            self.flows.setdefault(dpid, set()).update(keys)
-        self.groups |= other.groups
-        self.policies |= other.policies
-
-    @property
-    def dpids(self) -> set[int]:
-        return set(self.flows) | self.groups
 
 
 @dataclass(slots=True)
@@ -758,52 +722,3 @@ def _host_keys(policy: Policy) -> list[str]:
     keys = [f"mac:{m}" for m in (policy.src_mac, policy.dst_mac, policy.monitor_mac) if m]
     keys += [f"ip:{i}" for i in (policy.src_ip, policy.dst_ip, policy.monitor_ip) if i]
     return keys
-
-
-def build(
-    policies: Iterable[Policy],
-    view: TopologyView,
-    hosts: HostLookup,
-    allocations: Allocations,
-) -> TapCompiler:
-    """A compiler holding every enabled policy, flushed (a full build)."""
-    compiler = TapCompiler(view, hosts, allocations)
-    for policy in sorted(policies, key=lambda p: p.id):
-        compiler.set_policy(policy)
-    compiler.flush()
-    return compiler
-
-
-__all__ += ["GROUP_COPY", "build", "overlaps"]
-
-
-@dataclass(slots=True)
-class TapPlan:
-    """A snapshot of a compiler's rules and policy plans (tests, benches, the rules view)."""
-
-    flows: dict[int, list[FlowRule]]
-    groups: dict[int, list[GroupRule]]
-    policies: dict[int, PolicyPlan]
-    compiler: TapCompiler
-
-    def rules_for(self, policy_id: int) -> dict[int, tuple[list[FlowRule], list[GroupRule]]]:
-        return self.compiler.rules_for(policy_id)
-
-
-def snapshot(compiler: TapCompiler) -> TapPlan:
-    flows = {d: list(sw.flows.values()) for d, sw in compiler.switches.items() if sw.flows}
-    groups = {d: [sw.group] for d, sw in compiler.switches.items() if sw.group is not None}
-    plans = {pid: compiler.plan(pid) for pid in sorted(compiler.policies)}
-    return TapPlan(flows, groups, {k: v for k, v in plans.items() if v is not None}, compiler)
-
-
-def compile_tap(
-    policies: Iterable[Policy],
-    view: TopologyView,
-    hosts: HostLookup,
-    saved: Mapping[str, int] | None = None,
-    config: TapConfig | None = None,
-) -> TapPlan:
-    """A full build from scratch as one snapshot (allocations start from `saved`)."""
-    allocations = Allocations(config or TapConfig(), saved)
-    return snapshot(build(policies, view, hosts, allocations))

@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterable, Mapping
 from vtap import runtime
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.forwarding import base_rules
+from vtap.compiler.plan import Delta
 from vtap.compiler.resolve import StaticHosts
-from vtap.compiler.tap import Delta, TapCompiler
+from vtap.compiler.tap import TapCompiler
 from vtap.compiler.topoview import TopologyView
 from vtap.controller.reconciler import Desired, Reconciler, SyncResult
 from vtap.controller.state import ControllerState
