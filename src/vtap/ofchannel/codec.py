@@ -133,7 +133,10 @@ def _ipv4_text(value: object) -> str:
 _REG_NAMES = tuple(f"reg{n}" for n in range(N_REGS))
 _REG_NUMBERS = {name: n for n, name in enumerate(_REG_NAMES)}
 _OXM_ORDER = tuple(
-    sorted((f for f in Match.__dataclass_fields__ if f != "regs"), key=ofp.oxm_from_user_header)
+    sorted(
+        (f for f in Match.__dataclass_fields__ if f not in ("regs", "_hash")),
+        key=ofp.oxm_from_user_header,
+    )
 )
 _OXM_VALUES = attrgetter(*_OXM_ORDER, "regs")
 _IPV4_FIELDS = frozenset({"ipv4_src", "ipv4_dst"})

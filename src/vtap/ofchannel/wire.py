@@ -183,7 +183,7 @@ def _metadata_match(value: tuple[int, int]) -> bytes:
 # (a full mask goes as an exact match: that is how Open vSwitch reports it back).
 _SCALARS = tuple(
     sorted(
-        (f for f in Match.__dataclass_fields__ if f != "regs"),
+        (f for f in Match.__dataclass_fields__ if f not in ("regs", "_hash")),
         key=lambda f: _FIELDS[f].header >> 9,
     )
 )
