@@ -42,11 +42,24 @@ def ip(n: int) -> str:
     return f"10.0.0.{n}"
 
 
+# Copy labels near the top of MPLS's 20-bit range: what the switches carry is not bounded by
+# the 4,094 VLAN ids the seed's copy tags came from.
+HIGH_LABELS = 1_048_000
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    with running_lab(tmp_path_factory.mktemp("vtap-state")) as lab:
-        wait_until(lambda: fabric_complete(lab) and edge_ports_ready(lab), timeout=30)
-        yield lab
+    saved = os.environ.get("VTAP_LABEL_FIRST")
+    os.environ["VTAP_LABEL_FIRST"] = str(HIGH_LABELS)  # the lab's controller inherits it
+    try:
+        with running_lab(tmp_path_factory.mktemp("vtap-state")) as lab:
+            wait_until(lambda: fabric_complete(lab) and edge_ports_ready(lab), timeout=30)
+            yield lab
+    finally:
+        if saved is None:
+            os.environ.pop("VTAP_LABEL_FIRST", None)
+        else:
+            os.environ["VTAP_LABEL_FIRST"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +242,10 @@ def test_bulk_created_policies_copy_and_bulk_delete_leaves_nothing(
 
 
 def test_monitor_across_the_fabric(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
-    create(api, policies, name="far", src_ip=ip(3), dst_ip=ip(4), monitor_ip=ip(16))
+    p = create(api, policies, name="far", src_ip=ip(3), dst_ip=ip(4), monitor_ip=ip(16))
     run_case(tmp_path, 3, 4, spec(3, 4, dport=5002), copied_to=(16,))
+    (label,) = copy_labels(api, p["id"])
+    assert label >= HIGH_LABELS  # far beyond any VLAN id
 
 
 def test_wildcard_destination(

@@ -146,6 +146,7 @@ def test_policies_section_tables_goals_and_proofs(tmp_path: Path) -> None:
                   "Normal OVS (userspace datapath, veth) — 10,000 policies"):  # fmt: skip
         assert f"### {title}" in section
     assert "| 64 | no TAP + 10,000 policies | 30,000 (30,000–30,000) |" in section
+    assert "| 400,000 (400,000–400,000) | 0.0 (0.0–0.0) | 312.0 (305.8–318.2) |" in section
     assert "| 1518 | vTAP (group table) + 10,000 policies |" in section
     assert "312.0 (305.8–318.2)" in section  # none-10k's cycles: median (min–max)
     assert "15,012 (3: 1, 10: 2,500, 11: 7,500)" in section  # TAP entries on the bridge

@@ -305,10 +305,12 @@ class DpdkTestbed(Testbed):
         assert self.ovs is not None
         self.ovs.appctl("dpif-netdev/pmd-stats-clear")
         a = self._stats()
+        c0 = self.controller_cpu()
         t0 = time.monotonic()
         time.sleep(window)
         b = self._stats()
         dt = time.monotonic() - t0
+        c1 = self.controller_cpu()
         perf = self.ovs.appctl("dpif-netdev/pmd-perf-show")
 
         def d(role: str, key: str) -> int:
@@ -327,6 +329,7 @@ class DpdkTestbed(Testbed):
         sample.receiver_ring_drops = d("receiver", "tx_dropped") + d("receiver2", "tx_dropped")
         sample.monitor_ring_drops = d("monitor", "tx_dropped")
         sample.policed = d("sender", "rx_dropped") + d("sender2", "rx_dropped")
+        sample.controller_cpu = 100 * (c1 - c0) / dt
         return sample
 
     # -- teardown ----------------------------------------------------------------------

@@ -113,6 +113,7 @@ class Sample:
     receiver2_mbps: float = 0.0
     policed: int = 0  # packets the sender's ingress policer dropped (paced runs only)
     target_pps: float = 0.0  # the pace asked for (paced runs only)
+    controller_cpu: float = 0.0  # the vtap controller's CPU in the window, % of one core
 
     def finish(self) -> Sample:
         s = self.seconds
@@ -271,6 +272,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used so far; 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -666,17 +676,25 @@ class Testbed:
                 self.sender.wait(5)
             self.sender = None
 
+    def controller_cpu(self) -> float:
+        """CPU seconds the controller has used so far (its share of the two cores)."""
+        return cpu_seconds(self.controller.pid) if self.controller is not None else 0.0
+
     def measure(self, method: str, size: int, repeat: int, window: float) -> Sample:
         r0, _ = rx_tx("receiver")
         m0, _ = rx_tx("monitor")
         _, s0 = rx_tx("sender")
+        c0 = self.controller_cpu()
         t0 = time.monotonic()
         time.sleep(window)
         r1, _ = rx_tx("receiver")
         m1, _ = rx_tx("monitor")
         _, s1 = rx_tx("sender")
         dt = time.monotonic() - t0
-        return Sample(self.datapath, method, size, repeat, dt, s1 - s0, r1 - r0, m1 - m0).finish()
+        c1 = self.controller_cpu()
+        sample = Sample(self.datapath, method, size, repeat, dt, s1 - s0, r1 - r0, m1 - m0)
+        sample.controller_cpu = 100 * (c1 - c0) / dt
+        return sample.finish()
 
     # -- teardown ----------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ FIELDS = (
     "receiver2_mbps",
     "policed",
     "target_pps",
+    "controller_cpu",
 )
 TESTBED1 = ("ovs-veth", "ovs-dpdk")
 DATAPATH_TITLE = {
@@ -805,6 +806,15 @@ def _policies_section(result: RunResult, agg: dict) -> list[str]:
         f"≤ {round((GOAL_BACKGROUND - 1) * 100)} % to the no-TAP path (none-10k ÷ none ≤ "
         f"{GOAL_BACKGROUND:.2f}). Met = the median ratio within the goal.",
         "",
+        "Where a cost shows: the proofs below say whether the set changed the sender's "
+        "datapath flow (its megaflow), i.e. the datapath's own per-packet work. What else the "
+        "set costs — the controller (its CPU in each window is in the tables, % of one "
+        "core), OVS's main thread, revalidators — runs on the two shared cores: on normal OVS "
+        "the forwarding thread is OVS's main thread itself, so it shows in receiver pps; on "
+        "OVS-DPDK those threads are not pinned away from the PMD's core 1, and time they take "
+        "from a busy PMD counts in its cycles per packet (`pmd-perf-show` measures TSC "
+        "cycles), as it does in the receivers' rates (their testpmd shares core 0).",
+        "",
         "| datapath | policies | shapes | until all active | TAP flow entries on the bridge "
         "(by table) | copy groups | bulk delete → no TAP entry |",
         "|---|---:|---|---:|---|---:|---:|",
@@ -833,9 +843,9 @@ def _policies_section(result: RunResult, agg: dict) -> list[str]:
         lines += [
             f"### {DATAPATH_TITLE[label.removesuffix('-10k')]} — {count:,} policies",
             "",
-            "| size | method | receiver_pps | monitor_pps | sender_pps |"
+            "| size | method | receiver_pps | monitor_pps | sender_pps | controller CPU % |"
             + (" PMD cycles/packet |" if dpdk else ""),
-            "|---:|---|---:|---:|---:|" + ("---:|" if dpdk else ""),
+            "|---:|---|---:|---:|---:|---:|" + ("---:|" if dpdk else ""),
         ]
         sizes = sorted({k[2] for k in agg if k[0] == label})
         for size in sizes:
@@ -845,7 +855,8 @@ def _policies_section(result: RunResult, agg: dict) -> list[str]:
                     continue
                 lines.append(
                     f"| {size} | {method_title(method, count)} | {_fmt(v['receiver_pps'])} | "
-                    f"{_fmt(v['monitor_pps'])} | {_fmt(v['sender_pps'])} |"
+                    f"{_fmt(v['monitor_pps'])} | {_fmt(v['sender_pps'])} | "
+                    f"{_fmt(v['controller_cpu'], 1)} |"
                     + (f" {_fmt(v['pmd_cycles_per_packet'], 1)} |" if dpdk else "")
                 )
         cost = "PMD cycles/packet" if dpdk else "per-packet time, 1 ÷ receiver pps"
