@@ -108,6 +108,8 @@ async def test_copies_per_policy_come_from_the_copy_entries_serving_it(tmp_path:
     switch.copies, now[0] = 30, 101.0
     await stats.poll()
     assert TABLE_COPY in switch.tables
-    assert stats.copies[near.id].packets == 30 * len(copies)
-    assert stats.copies[near.id].pps == 20.0 * len(copies)
-    assert stats.copies[far.id].packets == 0  # classified on leaf 2, which was not read
+    near_copies = stats.copies_of(near.id)
+    assert near_copies is not None
+    assert near_copies.packets == 30 * len(copies)
+    assert near_copies.pps == 20.0 * len(copies)
+    assert stats.copies_of(far.id) is None  # classified on leaf 2, which was not read

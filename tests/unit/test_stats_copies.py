@@ -1,11 +1,12 @@
-"""Copies per policy from the counters of the copy entries the compiler says serve it."""
+"""Copies per monitor slot from the counters of the copy entries the compiler says serve it;
+a policy is credited with its slot's copies."""
 
 from __future__ import annotations
 
-from tests.sim.lab import Lab, ip
+from tests.sim.lab import Lab, ip, mac
 from vtap.compiler.plan import TapPlan
 from vtap.openflow.pipeline import TABLE_COPY
-from vtap.stats.copies import CopyTotal, copy_totals
+from vtap.stats.copies import CopyTotal, slot_totals
 
 
 def _entries(plan: TapPlan) -> dict:  # type: ignore[type-arg]
@@ -21,32 +22,37 @@ def _counters(plan: TapPlan, packets: int) -> dict:  # type: ignore[type-arg]
     }
 
 
-def test_each_policy_is_credited_with_its_monitor_slot_only() -> None:
+def _slot_of(plan: TapPlan, policy_id: int) -> tuple[int, str]:
+    placement = plan.compiler.placement(policy_id)
+    assert placement is not None
+    return (placement.origin, placement.copy_key)
+
+
+def test_each_slot_counts_its_own_copy_entries_only() -> None:
     lab = Lab()
     a = lab.policy(src_ip=ip(1), monitor_ip=ip(16))  # across the fabric: labelled copies
     b = lab.policy(src_ip=ip(3), monitor_ip=ip(4))  # same leaf: plain output
     plan = lab.compile(a, b)
-    entries = _entries(plan)
-    # a's slot has two copy entries (one for the port toward the monitor, IN_PORT): both count
-    totals = copy_totals([a.id, b.id], entries, _counters(plan, 7))
-    assert totals == {a.id: CopyTotal(14, 1400), b.id: CopyTotal(7, 700)}
-    assert {k for (k, _users) in (v for e in entries.values() for v in e.values())} == {
-        "monitor:00:00:00:00:00:10",
-        "monitor:00:00:00:00:00:04",
+    totals = slot_totals(_entries(plan), _counters(plan, 7))
+    # a's slot has two copy entries (toward the monitor, and back by IN_PORT): both count
+    assert totals == {
+        (lab.port(1).dpid, f"monitor:{mac(16)}"): CopyTotal(14, 1400),
+        (lab.port(3).dpid, f"monitor:{mac(4)}"): CopyTotal(7, 700),
     }
+    assert _slot_of(plan, a.id) in totals and _slot_of(plan, b.id) in totals
 
 
-def test_two_policies_sharing_a_monitor_slot_both_see_its_copies() -> None:
+def test_two_policies_sharing_a_monitor_slot_share_its_copies() -> None:
     lab = Lab()
     a = lab.policy(src_ip=ip(1), monitor_ip=ip(16))
     b = lab.policy(src_ip=ip(1), ip_proto=6, monitor_ip=ip(16))
     plan = lab.compile(a, b)
-    totals = copy_totals([a.id, b.id], _entries(plan), _counters(plan, 3))
-    assert totals[a.id] == totals[b.id] == CopyTotal(6, 600)
+    assert _slot_of(plan, a.id) == _slot_of(plan, b.id)
+    totals = slot_totals(_entries(plan), _counters(plan, 3))
+    assert totals[_slot_of(plan, a.id)] == CopyTotal(6, 600)
 
 
 def test_switches_not_read_count_nothing() -> None:
     lab = Lab()
-    a = lab.policy(src_ip=ip(1), monitor_ip=ip(16))
-    plan = lab.compile(a)
-    assert copy_totals([a.id], _entries(plan), {}) == {a.id: CopyTotal()}
+    plan = lab.compile(lab.policy(src_ip=ip(1), monitor_ip=ip(16)))
+    assert slot_totals(_entries(plan), {}) == {}

@@ -205,7 +205,7 @@ class LiveViews:
     # ------------------------------------------------------------ policies
 
     def copy_row(self, policy_id: int) -> Row:
-        stat = self._controller.flowstats.copies.get(policy_id)
+        stat = self._controller.flowstats.copies_of(policy_id)
         if stat is None:
             return {"policy_id": policy_id, "packets": 0, "bytes": 0, "pps": 0.0, "bps": 0.0}
         return {

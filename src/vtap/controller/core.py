@@ -59,7 +59,7 @@ class Controller:
         )
         self.policies = PolicyService(self.state, store, self.installer)
         self.state.on_change = self.installer.request
-        self.flowstats = FlowStats(self.state, self.installer, store)
+        self.flowstats = FlowStats(self.state, self.installer)
         self.loop_lag = LoopLag()
 
     async def run(self) -> None:

@@ -22,19 +22,18 @@ from vtap.controller.installer import Installer
 from vtap.controller.state import ControllerState
 from vtap.ofchannel import codec
 from vtap.ofchannel.session import SessionClosed, SwitchSession
-from vtap.openflow.pipeline import COOKIE_OWNER_MASK, TABLE_COPY, Owner, cookie
+from vtap.openflow.pipeline import COOKIE_OWNER_MASK, TABLE_COPY, TABLE_FORWARD, Owner, cookie
 from vtap.openflow.rules import EntryKey, FlowStat
-from vtap.stats.copies import CopyEntries, copy_totals
+from vtap.stats.copies import CopyEntries, Slot, slot_totals
 from vtap.stats.flowtable import EntryCounters, FlowTable
 from vtap.stats.rates import Rate, Reading, rate
-from vtap.store.base import PolicyRepository
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class CopyStat:
-    """Copies one policy made so far, and how fast (from the last two rounds)."""
+    """Copies one monitor slot made so far, and how fast (from the last two rounds)."""
 
     packets: int = 0
     bytes: int = 0
@@ -47,17 +46,15 @@ class FlowStats:
         self,
         state: ControllerState,
         installer: Installer,
-        store: PolicyRepository,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._state = state
         self._installer = installer
-        self._store = store
         self._wall = wall_clock
         self.interval = state.settings.stats_interval
         self.flows = FlowTable(state.settings.stats_history)
-        self.copies: dict[int, CopyStat] = {}
-        self._copy_readings: dict[int, Reading] = {}
+        self.slots: dict[Slot, CopyStat] = {}  # copies per (switch, copy key)
+        self._slot_readings: dict[Slot, Reading] = {}
         self._counters: dict[int, dict[EntryKey, tuple[int, int]]] = {}
         self.round = 0
         self.closed = False
@@ -128,7 +125,10 @@ class FlowStats:
     async def _read(
         self, dpid: int, session: SwitchSession
     ) -> dict[EntryKey, tuple[int, int]] | None:
-        request = codec.flow_stats_request(cookie(Owner.FORWARDING), COOKIE_OWNER_MASK)
+        # table FORWARD only: a cookie mask alone made the switch look at every TAP entry too
+        request = codec.flow_stats_request(
+            cookie(Owner.FORWARDING), COOKIE_OWNER_MASK, table_id=TABLE_FORWARD
+        )
         replies = await session.multipart(request)
         at = self._wall()
         entries = []
@@ -151,16 +151,22 @@ class FlowStats:
     def _account_copies(
         self, counters: dict[int, dict[EntryKey, tuple[int, int]]], at: float
     ) -> None:
-        policies = [p.id for p in self._store.list()]
         entries = {dpid: self._copy_entries(dpid) for dpid in counters}
-        totals = copy_totals(policies, entries, counters)
-        copies: dict[int, CopyStat] = {}
-        readings: dict[int, Reading] = {}
-        for pid, total in totals.items():
+        slots: dict[Slot, CopyStat] = {}
+        readings: dict[Slot, Reading] = {}
+        for slot, total in slot_totals(entries, counters).items():
             current = Reading(at, total.packets, total.bytes)
-            previous = self._copy_readings.get(pid)
-            last = self.copies.get(pid)
+            previous = self._slot_readings.get(slot)
+            last = self.slots.get(slot)
             speed = rate(previous, current, Rate(last.pps, last.bps) if last else Rate())
-            copies[pid] = CopyStat(total.packets, total.bytes, speed.pps, speed.bps)
-            readings[pid] = current
-        self.copies, self._copy_readings = copies, readings
+            slots[slot] = CopyStat(total.packets, total.bytes, speed.pps, speed.bps)
+            readings[slot] = current
+        self.slots, self._slot_readings = slots, readings
+
+    def copies_of(self, policy_id: int) -> CopyStat | None:
+        """Copies the policy's monitor slot made (None: no slot, or not read yet)."""
+        compiler = self._installer.compiler
+        placement = compiler.placement(policy_id) if compiler is not None else None
+        if placement is None:
+            return None
+        return self.slots.get((placement.origin, placement.copy_key))
