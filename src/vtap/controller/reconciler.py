@@ -11,16 +11,22 @@ the mirror stays exact without re-reading the switch. A round runs in three step
 switches, each a bundle per switch, all switches in parallel:
 
 1. *prepare*: new or changed transit/delivery entries (they only act on copies that carry their
-   label, so nothing sees them before a classifying switch starts using the label);
-2. *switch*: everything else — classification, copy entries, the copy group, the pipeline;
-3. *clean up*: transit/delivery entries no longer wanted, `linger` seconds after they stopped
-   being wanted (a later round takes them).
+   label, so nothing sees them before a classifying switch starts using the label); a switch
+   that has no TAP pipeline yet takes all of it here but its classification (the shape tables):
+   without a classification entry nothing sets a copy bit, so the pipeline alone changes
+   nothing for production traffic, and it makes the switch's label entries reachable;
+2. *switch*: everything else — classification, copy entries, the copy group, the pipeline —
+   `prepare_gap` seconds after a prepare step that changed anything;
+3. *clean up*: transit/delivery entries no longer wanted (and a switch's whole TAP pipeline
+   when it has none left), `linger` seconds after they stopped being wanted (a later round
+   takes them).
 
 So a copy in flight always finds its way: a policy whose monitor moves starts sending copies
 with the new label only once every switch on the new path can carry them, and the old path
-goes only after no switch sends on it any more. The linger covers what the switch's datapath
-still holds: Open vSwitch revalidates its cached flows a moment after a commit, and until then
-packets may still leave with the old label.
+goes only after no switch sends on it any more. The gap and the linger cover what a switch's
+datapath still holds: Open vSwitch revalidates its cached flows a moment after a commit (a
+cached drop of labelled packets would still drop a new label's copies, a cached copy action
+would still push the old label).
 
 A switch that joined only a moment ago, or a controller that just started, has not yet seen the
 fabric's links: compiling against that partial view would delete TAP entries that are right.
@@ -43,6 +49,7 @@ from vtap.openflow.diff import ChangeSet, diff
 from vtap.openflow.pipeline import (
     COOKIE_MAGIC,
     COOKIE_OURS_MASK,
+    TABLE_SHAPE_FIRST,
     TABLE_TRANSIT,
     Owner,
     owner_of,
@@ -72,6 +79,30 @@ def is_tap(cookie: int) -> bool:
 def is_label_entry(rule: FlowRule) -> bool:
     """A transit or delivery entry: it acts only on copies that carry its label."""
     return rule.table_id == TABLE_TRANSIT and rule.match.mpls_label is not None
+
+
+def is_pipeline_entry(rule: FlowRule) -> bool:
+    """A TAP entry outside the classification (shape tables): alone, it copies nothing."""
+    return rule.table_id < TABLE_SHAPE_FIRST and is_tap(rule.cookie)
+
+
+def _is_label_key(key: EntryKey) -> bool:
+    return key[0] == TABLE_TRANSIT and key[2].mpls_label is not None
+
+
+def _skeleton_going(
+    deletes: Sequence[FlowRule], lingering: Iterable[EntryKey], diffed: set[EntryKey] | None
+) -> bool:
+    """The switch's TAP pipeline goes: this change deletes the TRANSIT entries that reach its
+    label entries, or they are lingering already and this diff did not find them wanted."""
+    if any(
+        r.table_id == TABLE_TRANSIT and not is_label_entry(r) and is_tap(r.cookie) for r in deletes
+    ):
+        return True
+    return any(
+        k[0] == TABLE_TRANSIT and not _is_label_key(k) and diffed is not None and k not in diffed
+        for k in lingering
+    )
 
 
 @dataclass
@@ -116,14 +147,17 @@ class Reconciler:
         clock: Callable[[], float],
         settle: float,
         linger: float = 2.0,
+        prepare_gap: float = 0.05,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._settle = settle
         self._linger = linger
+        self._prepare_gap = prepare_gap
         self._mirrors: dict[int, _Mirror] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        # label entries no longer wanted, and since when: deleted once they lingered
+        # label (and pipeline) entries no longer wanted, and since when: deleted once they
+        # lingered
         self._unwanted: dict[int, dict[EntryKey, float]] = {}
 
     def cleanup_due(self) -> tuple[float, dict[int, set[EntryKey]]] | None:
@@ -211,18 +245,26 @@ class Reconciler:
                 found = await asyncio.to_thread(_diff, want, mirror, diffed, tap)
             else:
                 found = _diff(want, mirror, diffed, tap)
-            changes = self._held(dpid, found, diffed)
-            plans[dpid] = _phases(changes, has_skeleton=_has_tap_pipeline(mirror))
+            # which deletes linger: label entries, and the whole pipeline when it goes
+            unwanted = self._unwanted.setdefault(dpid, {})
+            going = _skeleton_going(found.flow_deletes, unwanted, diffed)
+            lingers = is_pipeline_entry if going else is_label_entry
+            changes = self._held(dpid, found, diffed, lingers)
+            plans[dpid] = _phases(changes, _has_tap_pipeline(mirror), lingers)
             if full:
                 mirror.full = False
                 mirror.tap_synced = tap
+        prepared = False
         for step in range(3):
             jobs = {
                 dpid: phases[step]
                 for dpid, phases in plans.items()
                 if not phases[step].empty and results[dpid].ok
             }
+            if step == 1 and prepared and jobs:
+                await asyncio.sleep(self._prepare_gap)  # module doc: datapaths revalidate
             done = await asyncio.gather(*(self._apply(d, c) for d, c in jobs.items()))
+            prepared = bool(jobs) if step == 0 else prepared
             for (dpid, _), outcome in zip(jobs.items(), done, strict=True):
                 result = results[dpid]
                 result.applied += outcome.applied
@@ -234,30 +276,38 @@ class Reconciler:
                         mirror.full = True  # diff everything next time
         return results
 
-    def _held(self, dpid: int, changes: ChangeSet, diffed: set[EntryKey] | None) -> ChangeSet:
-        """Hold back deletes of label entries until they lingered (module doc); forget any
-        that this diff found wanted again (or gone)."""
+    def _held(
+        self,
+        dpid: int,
+        changes: ChangeSet,
+        diffed: set[EntryKey] | None,
+        lingers: Callable[[FlowRule], bool],
+    ) -> ChangeSet:
+        """Hold back deletes that must linger (module doc) until they lingered; forget any
+        that this diff found wanted again (or gone). While pipeline entries are held, so is
+        the copy group (held entries may point at it)."""
         now = self._clock()
         unwanted = self._unwanted.setdefault(dpid, {})
-        going = {r.key for r in changes.flow_deletes if is_label_entry(r)}
+        going = {r.key for r in changes.flow_deletes if lingers(r)}
         for key in [k for k in unwanted if (diffed is None or k in diffed) and k not in going]:
             del unwanted[key]
         keep = []
         for rule in changes.flow_deletes:
-            if is_label_entry(rule):
+            if lingers(rule):
                 since = unwanted.setdefault(rule.key, now)
                 if now - since < self._linger:
                     continue
                 del unwanted[rule.key]
             keep.append(rule)
-        if len(keep) == len(changes.flow_deletes):
+        pipeline_held = any(not _is_label_key(k) for k in unwanted)
+        if len(keep) == len(changes.flow_deletes) and not (pipeline_held and changes.group_deletes):
             return changes
         return ChangeSet(
             changes.group_adds,
             changes.group_mods,
             changes.flow_adds,
             tuple(keep),
-            changes.group_deletes,
+            () if pipeline_held else changes.group_deletes,
         )
 
     async def _apply(self, dpid: int, changes: ChangeSet) -> SyncResult:
@@ -334,21 +384,33 @@ def _diff(want: Desired, mirror: _Mirror, keys: Iterable[EntryKey] | None, tap: 
     )
 
 
-def _phases(changes: ChangeSet, has_skeleton: bool) -> list[ChangeSet]:
-    """prepare / switch / clean-up (module doc). A switch without its TAP pipeline yet takes
-    its label entries in the switch step, with the pipeline that makes them reachable."""
-    early = [r for r in changes.flow_adds if is_label_entry(r)] if has_skeleton else []
-    late = [r for r in changes.flow_deletes if is_label_entry(r)]
+def _phases(
+    changes: ChangeSet, has_skeleton: bool, lingers: Callable[[FlowRule], bool]
+) -> list[ChangeSet]:
+    """prepare / switch / clean-up (module doc)."""
+    if has_skeleton:
+        early = [r for r in changes.flow_adds if is_label_entry(r)]
+        early_groups: tuple[GroupRule, ...] = ()
+    else:  # the pipeline with its label entries, without the classification
+        early = [r for r in changes.flow_adds if r.table_id < TABLE_SHAPE_FIRST]
+        early_groups = changes.group_adds
+    late = [r for r in changes.flow_deletes if lingers(r)]
+    # a group goes after the entries that point at it: with the pipeline, when that lingered
+    late_groups = changes.group_deletes if any(not is_label_entry(r) for r in late) else ()
     early_keys = {r.key for r in early}
     late_keys = {r.key for r in late}
     main = ChangeSet(
-        changes.group_adds,
+        () if early_groups else changes.group_adds,
         changes.group_mods,
         tuple(r for r in changes.flow_adds if r.key not in early_keys),
         tuple(r for r in changes.flow_deletes if r.key not in late_keys),
-        changes.group_deletes,
+        () if late_groups else changes.group_deletes,
     )
-    return [ChangeSet(flow_adds=tuple(early)), main, ChangeSet(flow_deletes=tuple(late))]
+    return [
+        ChangeSet(group_adds=early_groups, flow_adds=tuple(early)),
+        main,
+        ChangeSet(flow_deletes=tuple(late), group_deletes=late_groups),
+    ]
 
 
 def _ordered(changes: ChangeSet) -> Sequence[FlowRule | GroupRule | int]:
