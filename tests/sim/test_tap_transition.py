@@ -106,7 +106,6 @@ class Fabric:
             lambda: self.now,
             settle=0.0,
             linger=LINGER,
-            prepare_gap=0.0,
         )
         self._base = {r.key: r for r in base_rules()}
 

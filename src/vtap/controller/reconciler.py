@@ -15,18 +15,19 @@ switches, each a bundle per switch, all switches in parallel:
    that has no TAP pipeline yet takes all of it here but its classification (the shape tables):
    without a classification entry nothing sets a copy bit, so the pipeline alone changes
    nothing for production traffic, and it makes the switch's label entries reachable;
-2. *switch*: everything else — classification, copy entries, the copy group, the pipeline —
-   `prepare_gap` seconds after a prepare step that changed anything;
+2. *switch*: everything else — classification, copy entries, the copy group, the pipeline;
 3. *clean up*: transit/delivery entries no longer wanted (and a switch's whole TAP pipeline
    when it has none left), `linger` seconds after they stopped being wanted (a later round
    takes them).
 
 So a copy in flight always finds its way: a policy whose monitor moves starts sending copies
 with the new label only once every switch on the new path can carry them, and the old path
-goes only after no switch sends on it any more. The gap and the linger cover what a switch's
-datapath still holds: Open vSwitch revalidates its cached flows a moment after a commit (a
-cached drop of labelled packets would still drop a new label's copies, a cached copy action
-would still push the old label).
+goes only after no switch sends on it any more. The linger covers what a classifying switch's
+datapath still holds: Open vSwitch revalidates its cached flows a moment after a commit, and
+until then a cached copy action still pushes the old label. The prepare step needs no such
+wait: a cached flow of a transit or delivery switch holds the one label it was made for (its
+label entries make the lookup examine every label bit), and no copy carried the new label
+before, so the first one is looked up in the committed tables.
 
 A switch that joined only a moment ago, or a controller that just started, has not yet seen the
 fabric's links: compiling against that partial view would delete TAP entries that are right.
@@ -147,13 +148,11 @@ class Reconciler:
         clock: Callable[[], float],
         settle: float,
         linger: float = 2.0,
-        prepare_gap: float = 0.05,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._settle = settle
         self._linger = linger
-        self._prepare_gap = prepare_gap
         self._mirrors: dict[int, _Mirror] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         # label (and pipeline) entries no longer wanted, and since when: deleted once they
@@ -254,17 +253,13 @@ class Reconciler:
             if full:
                 mirror.full = False
                 mirror.tap_synced = tap
-        prepared = False
         for step in range(3):
             jobs = {
                 dpid: phases[step]
                 for dpid, phases in plans.items()
                 if not phases[step].empty and results[dpid].ok
             }
-            if step == 1 and prepared and jobs:
-                await asyncio.sleep(self._prepare_gap)  # module doc: datapaths revalidate
             done = await asyncio.gather(*(self._apply(d, c) for d, c in jobs.items()))
-            prepared = bool(jobs) if step == 0 else prepared
             for (dpid, _), outcome in zip(jobs.items(), done, strict=True):
                 result = results[dpid]
                 result.applied += outcome.applied
