@@ -249,6 +249,38 @@ def test_down_cleans_up_after_the_holder_is_killed(env: Env, baseline: dict[str,
     assert_restored(baseline)
 
 
+def test_up_reaps_a_lab_killed_with_its_state_dir(
+    env: Env, baseline: dict[str, object], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A job cut short kills the holder, its node shells and its Open vSwitch at once, and its
+    temporary state dir may be deleted afterwards: its veths and bridge taps stay in the root
+    namespace. The next lab, from another state dir, must clean them up instead of refusing."""
+    doomed = Env(Path(tmp_path_factory.mktemp("doomed")), free_port())
+    up = doomed.up()
+    assert up.returncode == 0, up.stderr
+    state = doomed.state()
+    rundir = Path(state["ovs_rundir"])
+    victims = [state["holder"]["pid"], *(n["pid"] for n in state["nodes"].values())]
+    victims += [int((rundir / f"{d}.pid").read_text()) for d in ("ovs-vswitchd", "ovsdb-server")]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while any(pid in _processes() for pid in victims) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    subprocess.run(["rm", "-rf", str(doomed.state_dir)], check=True)
+    assert {"leaf1-eth2", "spine1"} <= {p.name for p in Path("/sys/class/net").iterdir()}
+
+    up = env.up()
+    assert up.returncode == 0, up.stderr
+    holder_log = (env.state_dir / "lab" / "holder.log").read_text()
+    assert f"its state dir was {doomed.state_dir}" in holder_log
+    assert env.state()["phase"] == "ready"
+    assert env.vtap("lab", "exec", "h2", "--", "ip", "link", "show", "h2-eth0").returncode == 0
+    down = env.vtap("lab", "down")
+    assert down.returncode == 0, down.stderr
+    assert_restored(baseline)
+
+
 def test_occupied_openflow_port_fails_cleanly(env: Env, baseline: dict[str, object]) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

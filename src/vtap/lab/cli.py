@@ -95,13 +95,16 @@ def build_lab_app() -> typer.Typer:
     @lab.command()
     def down() -> None:
         """Remove everything the lab created (also after a crash of lab up)."""
+        from vtap.lab import registry
         from vtap.lab.ovs import OvsService
         from vtap.lab.teardown import stop_lab
 
         require_root("vtap lab down")
         settings = Settings()
         store = StateStore(settings.state_dir)
-        if stop_lab(store, OvsService.from_settings(settings), _log_to_stderr):
+        stopped = stop_lab(store, OvsService.from_settings(settings), _log_to_stderr)
+        registry.withdraw(settings.state_dir)
+        if stopped:
             _say("lab down")
         else:
             _say("no lab running")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel
 
 from vtap.errors import LabError, VtapError
-from vtap.lab import ctlproc
+from vtap.lab import ctlproc, registry
 from vtap.lab.ovs import OvsEnv, OvsService
 from vtap.lab.proc import ProcRef, require_root
 from vtap.lab.state import LEFTOVER_MSG, LabState, StateStore
@@ -171,6 +171,7 @@ class _Lab:
 
     def save(self) -> None:
         self.store.save(self.state)
+        registry.publish(self.config.state_dir, self.state)
 
     def build(self) -> LabSummary:
         plan = self.config.plan
@@ -300,6 +301,7 @@ class _Lab:
                 self.controller.wait()
         cleanup(self.state, self.ovs, log.info)
         self.store.remove()
+        registry.withdraw(self.config.state_dir)
 
 
 def hold(config: LabConfig, reporter: Reporter) -> None:
@@ -314,6 +316,7 @@ def hold(config: LabConfig, reporter: Reporter) -> None:
     with store.hold():
         if store.state_file.exists():
             raise LabError(LEFTOVER_MSG)
+        registry.reap_stale(config.state_dir, log.info)
         lab = _Lab(config, store, ovs)
         lab.save()
         ready = False
