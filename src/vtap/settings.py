@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,22 @@ def _default_state_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/vtap")
     return Path.home() / ".local" / "state" / "vtap"
+
+
+def parse_dpid(value: object) -> int:
+    """A datapath id from 16 hex digits (colons allowed, 0x optional) or an int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(":", "").removeprefix("0x")
+        if not text or len(text) > 16 or any(c not in "0123456789abcdef" for c in text):
+            raise ValueError(f"datapath id {value!r} is not up to 16 hex digits")
+        number = int(text, 16)
+    else:
+        raise ValueError(f"datapath id {value!r} is not hex text or a number")
+    if not 0 <= number < 1 << 64:
+        raise ValueError(f"datapath id {value!r} does not fit 64 bits")
+    return number
 
 
 class Settings(BaseSettings):
@@ -51,6 +67,21 @@ class Settings(BaseSettings):
     stats_interval: float = Field(1.0, gt=0)
     stats_history: int = Field(120, ge=1)
     host_names: dict[str, str] = Field(default_factory=dict)
+
+    # Switches allowed to connect, by datapath id (hex, as in `ovs-vsctl get bridge BR
+    # datapath_id`); empty: any switch that completes the handshake. From the environment as
+    # JSON: VTAP_DATAPATH_ALLOW='["0000000000000101", "0x102"]'.
+    datapath_allow: frozenset[int] = frozenset()
+    duplicate_probe: float = Field(2.0, gt=0)  # s the live holder of a datapath id has to answer
+
+    @field_validator("datapath_allow", mode="before")
+    @classmethod
+    def _dpids(cls, value: object) -> object:
+        if isinstance(value, str | int):
+            value = [value]
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(parse_dpid(v) for v in value)
+        return value
 
     @property
     def policy_db(self) -> Path:

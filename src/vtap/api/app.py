@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vtap import __version__
-from vtap.api.routes import events, flows, health, paths, policies, topology
+from vtap.api.routes import alerts, events, flows, health, paths, policies, topology
 from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 
@@ -35,6 +35,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(paths.router, prefix=API_PREFIX)
     app.include_router(flows.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
+    app.include_router(alerts.router, prefix=API_PREFIX)
     # Last, so that every API route and /docs match first; the console is at "/".
     app.mount("/", StaticFiles(directory=ui_dir(), html=True), name="ui")
     return app

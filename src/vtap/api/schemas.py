@@ -201,3 +201,19 @@ class FlowsEvent(BaseModel):
     upsert: list[FlowOut]
     removed: list[str]
     total: int
+
+
+class AlertOut(BaseModel):
+    """A security or fault alert (see `vtap.controller.alerts.AlertKind` for the kinds)."""
+
+    id: int
+    at: datetime
+    kind: str
+    message: str
+    subject: dict[str, str | int]
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+    last_id: int  # pass as `after` to get only newer alerts
+    counts: dict[str, int]  # alerts raised per kind since the controller started

@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from vtap.compiler.alloc import TapConfig
+from vtap.controller.alerts import AlertKind
 from vtap.controller.discovery import Discovery
 from vtap.controller.flowstats import FlowStats
 from vtap.controller.forwarding import Forwarding
@@ -23,7 +24,7 @@ from vtap.controller.state import ControllerState
 from vtap.domain.network import LOCAL_PORT, Port, PortRef, Switch
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
-from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
+from vtap.ofchannel.session import MALFORMED, BatchError, SessionClosed, SwitchSession
 from vtap.packets import parse_frame
 from vtap.settings import Settings
 from vtap.store.base import PolicyRepository
@@ -76,9 +77,8 @@ class Controller:
         """Serve one switch from handshake to disconnect (the OpenFlow server's handler)."""
         assert session.dpid is not None
         dpid = session.dpid
-        previous = self.state.sessions.get(dpid)
-        if previous is not None:
-            previous.close("replaced by a new connection from the same switch")
+        if not await self._admit(session):
+            return
         self.state.sessions[dpid] = session
         reader = asyncio.create_task(session.run(), name=f"of-read-{dpid:016x}")
         log.info("switch %016x connected from %s", dpid, session.peer)
@@ -91,7 +91,59 @@ class Controller:
             session.close()
             with contextlib.suppress(BaseException):
                 await reader
+            if session.close_reason.startswith(MALFORMED):
+                self.state.alerts.raise_(
+                    AlertKind.PROTOCOL_VIOLATION,
+                    f"switch {dpid:016x} ({session.peer}): {session.close_reason}; session closed",
+                    dpid=f"{dpid:016x}",
+                    peer=str(session.peer),
+                )
             await self._leave(session)
+
+    async def _admit(self, session: SwitchSession) -> bool:
+        """Whether this handshaken connection may serve its datapath id. Outside the
+        allow-list: refused. A datapath id whose current session still answers an echo:
+        refused (an impostor must not evict the real switch); one that stays silent (a switch
+        that reconnects after its old connection died unseen) is replaced."""
+        dpid = session.dpid
+        assert dpid is not None
+        alerts = self.state.alerts
+        allowed = self.state.settings.datapath_allow
+        if allowed and dpid not in allowed:
+            alerts.raise_(
+                AlertKind.DATAPATH_NOT_ALLOWED,
+                f"switch {dpid:016x} from {session.peer} is not in the datapath allow-list; "
+                "connection refused",
+                dpid=f"{dpid:016x}",
+                peer=str(session.peer),
+            )
+            session.close("datapath id not in the allow-list")
+            return False
+        previous = self.state.sessions.get(dpid)
+        if previous is None or previous.closed.is_set():
+            return True
+        if await self._answers(previous):
+            alerts.raise_(
+                AlertKind.DUPLICATE_DATAPATH,
+                f"a second connection from {session.peer} claimed datapath id {dpid:016x}, "
+                f"which is connected from {previous.peer} and alive; refused",
+                dpid=f"{dpid:016x}",
+                peer=str(session.peer),
+                holder=str(previous.peer),
+            )
+            session.close("duplicate datapath id")
+            return False
+        log.warning("switch %016x: old connection silent; the new one replaces it", dpid)
+        previous.close("silent; replaced by a new connection with the same datapath id")
+        return True
+
+    async def _answers(self, session: SwitchSession) -> bool:
+        try:
+            async with asyncio.timeout(self.state.settings.duplicate_probe):
+                await session.request(codec.echo_request(b"vtap-dup"))
+        except (TimeoutError, SessionClosed, ConnectionError, OSError):
+            return False
+        return True
 
     async def _join(self, session: SwitchSession) -> None:
         dpid = session.dpid

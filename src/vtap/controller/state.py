@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vtap.controller.alerts import AlertLog
 from vtap.controller.installed import InstalledFlows
 from vtap.domain.network import PortRef
 from vtap.ofchannel.session import SwitchSession
@@ -26,6 +27,7 @@ class ControllerState:
     hosts: HostTracker = field(default_factory=HostTracker)
     flows: InstalledFlows = field(default_factory=InstalledFlows)
     sessions: dict[int, SwitchSession] = field(default_factory=dict)
+    alerts: AlertLog = field(default_factory=AlertLog)
     started_at: float = field(default_factory=time.time)
     on_change: Callable[[], None] = lambda: None
 

@@ -78,9 +78,14 @@ class OpenFlowServer:
             await session.handshake()
         except (HandshakeError, CodecError, TimeoutError, ConnectionError, OSError) as exc:
             log.warning("handshake with %s failed: %s", session.peer, exc)
-            writer.close()
+            session.close("handshake failed")
             self._tasks.discard(task)
             return
+        except BaseException:
+            # Cancelled (shutdown) or a bug: the socket must not outlive the attempt.
+            session.close("handshake aborted")
+            self._tasks.discard(task)
+            raise
         try:
             await self._handler(session)
         except asyncio.CancelledError:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
 
+MALFORMED = "malformed message"  # how a close for a protocol violation starts
+MAX_MULTIPART_ITEMS = 2_000_000  # a reply that never ends must not eat all memory
 ENCODE_CHUNK = 500  # messages encoded between two yields to the event loop (a few ms of CPU)
 
 log = logging.getLogger(__name__)
@@ -137,8 +139,11 @@ class SwitchSession:
                 try:
                     xid, msg = codec.decode(buf)
                 except codec.CodecError as exc:
-                    log.warning("switch %s: undecodable message: %s", self.name, exc)
-                    continue
+                    # A peer that breaks the protocol cannot be trusted with the rest of the
+                    # stream either: drop this session only; the switch may reconnect.
+                    self._close_reason = f"{MALFORMED}: {exc}"
+                    log.warning("switch %s: closing: %s", self.name, self._close_reason)
+                    return
                 await self._dispatch(xid, msg)
         except (asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
             self._close_reason = self._close_reason or f"connection lost ({exc.__class__.__name__})"
@@ -340,6 +345,9 @@ class SwitchSession:
             return
         if isinstance(msg, m.MultipartReply) and pending.multipart is not None:
             pending.multipart.extend(msg.body)
+            if len(pending.multipart) > MAX_MULTIPART_ITEMS:
+                self.close(f"multipart reply of more than {MAX_MULTIPART_ITEMS:,} entries")
+                return
             if not msg.more:
                 pending.future.set_result(pending.multipart)
             return
