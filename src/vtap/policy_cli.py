@@ -37,9 +37,11 @@ class ApiClient:
             raise VtapError(f"--api must be an http:// URL (e.g. {DEFAULT_API}), not {base!r}")
         self._http = httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
         try:
-            resp = self._http.request(method, path, json=body)
+            resp = self._http.request(method, path, json=body, params=params)
         except httpx.HTTPError as exc:
             raise VtapError(
                 f"cannot reach the controller at {self.base} ({exc.__class__.__name__}); "
@@ -100,9 +102,6 @@ def _print_policy(p: dict[str, Any]) -> None:
 
 def _spec_body(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
-
-
-BULK_LIMIT = 10_000  # the API's largest batch (api/routes/policies.py MAX_BATCH)
 
 
 def build_policy_app() -> typer.Typer:
@@ -219,40 +218,37 @@ def build_policy_app() -> typer.Typer:
     def apply(
         file: Annotated[Path, typer.Argument(help="YAML file with a `policies:` list.")],
         api: ApiOpt = DEFAULT_API,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Print what would change; change nothing.")
+        ] = False,
+        prune: Annotated[
+            bool,
+            typer.Option("--prune", help="Let a file without policies remove every policy."),
+        ] = False,
     ) -> None:
-        """Make the controller's policies exactly those in FILE (matched by name)."""
+        """Make the controller's policies exactly those in FILE (matched by name): all of the
+        changes or none, in one install round (PUT /api/v1/policies)."""
         wanted = load_policy_file(file)
         client = ApiClient(api)
-        current = {p["name"]: p for p in client.call("GET", "/policies")}
-        created = changed = removed = unchanged = 0
-        gone = [p for name, p in current.items() if name not in wanted]
-        for start in range(0, len(gone), BULK_LIMIT):
-            chunk = gone[start : start + BULK_LIMIT]
-            client.call("POST", "/policies/bulk-delete", {"ids": [p["id"] for p in chunk]})
-            for p in chunk:
-                typer.echo(f"removed  {p['name']}")
-            removed += len(chunk)
-        for name, spec in wanted.items():
-            if name not in current:
-                continue
-            body = spec.model_dump(mode="json")
-            if {k: current[name].get(k) for k in SPEC_FIELDS} != body:
-                client.call("PATCH", f"/policies/{current[name]['id']}", body)
-                typer.echo(f"changed  {name}")
-                changed += 1
-            else:
-                unchanged += 1
-        # New ones last (a changed policy may free the match a new one takes), in one request
-        # and one install round: a file of thousands of policies loads in seconds.
-        new = [spec.model_dump(mode="json") for name, spec in wanted.items() if name not in current]
-        for start in range(0, len(new), BULK_LIMIT):
-            chunk = new[start : start + BULK_LIMIT]
-            for p in client.call("POST", "/policies/bulk", {"policies": chunk}):
-                typer.echo(f"created  {p['name']}")
-            created += len(chunk)
-        typer.echo(
-            f"{created} created, {changed} changed, {removed} removed, {unchanged} unchanged"
+        if not wanted and not prune:
+            stored = client.call("GET", "/policies/summary")["total"]
+            if stored:
+                raise VtapError(
+                    f"{file} lists no policies: applying it would remove all {stored}; "
+                    "add --prune to mean that"
+                )
+        body = {"policies": [spec.model_dump(mode="json") for spec in wanted.values()]}
+        params = {"dry_run": str(dry_run).lower(), "prune": str(prune).lower()}
+        result = client.call("PUT", "/policies", body, params=params)
+        would = "would be " if dry_run else ""
+        for verb, key in (("removed", "removed"), ("changed", "changed"), ("created", "created")):
+            for name in result[key]:
+                typer.echo(f"{would}{verb}  {name}" if dry_run else f"{verb}  {name}")
+        counts = (
+            f"{len(result['created'])} created, {len(result['changed'])} changed, "
+            f"{len(result['removed'])} removed, {result['unchanged']} unchanged"
         )
+        typer.echo(f"dry run: {counts}; nothing was changed" if dry_run else counts)
 
     return app
 

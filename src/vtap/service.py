@@ -18,6 +18,7 @@ from vtap.errors import VtapError
 from vtap.ofchannel.server import OpenFlowServer
 from vtap.settings import Settings
 from vtap.store.hosts import SqliteHostRepository
+from vtap.store.lock import StoreLock
 from vtap.store.sqlite import SqlitePolicyRepository
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,19 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
 
-    api_sock = bind_api_socket(settings.api_host, settings.api_port)
+    lock = StoreLock(settings.policy_db)
+    lock.acquire()
+    try:
+        api_sock = bind_api_socket(settings.api_host, settings.api_port)
+    except BaseException:
+        lock.release()
+        raise
     try:
         store = SqlitePolicyRepository(settings.policy_db)
         hosts_store = SqliteHostRepository(settings.policy_db)
     except Exception:
         api_sock.close()
+        lock.release()
         raise
     controller = Controller(settings, store, hosts_store=hosts_store)
     openflow = OpenFlowServer(
@@ -81,6 +89,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         api_sock.close()
         store.close()
         hosts_store.close()
+        lock.release()
         raise
     api = _ApiServer(
         uvicorn.Config(
@@ -117,4 +126,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         api_sock.close()
         store.close()
         hosts_store.close()
+        lock.release()
         log.info("vtap controller stopped")

@@ -637,3 +637,49 @@ async def test_openapi_lists_every_route_and_docs_answer(client: httpx.AsyncClie
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_put_replaces_the_whole_set_in_one_round_and_lets_two_policies_swap(
+    client: httpx.AsyncClient, controller: Controller, seed: Seed
+) -> None:
+    a, b = seed("a", dst_port=80), seed("b", dst_port=81)
+    seed("c", dst_port=82)
+    desired = [
+        spec_body("a", dst_port=81),
+        spec_body("b", dst_port=80),
+        spec_body("d", dst_port=83),
+    ]
+    dry = await client.put(POLICIES, params={"dry_run": "true"}, json={"policies": desired})
+    assert dry.status_code == 200, dry.text
+    assert {k: dry.json()[k] for k in ("created", "changed", "removed", "unchanged")} == {
+        "created": ["d"], "changed": ["a", "b"], "removed": ["c"], "unchanged": 0,
+    }  # fmt: skip
+    assert {p["name"] for p in (await client.get(POLICIES)).json()} == {"a", "b", "c"}
+
+    rounds = controller.installer.rounds
+    resp = await client.put(POLICIES, json={"policies": desired})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["dry_run"] is False and resp.json()["removed"] == ["c"]
+    assert controller.installer.rounds == rounds + 1  # one round for the lot
+    now = {p["name"]: (p["id"], p["dst_port"]) for p in (await client.get(POLICIES)).json()}
+    assert now["a"] == (a.id, 81) and now["b"] == (b.id, 80) and set(now) == {"a", "b", "d"}
+    again = await client.put(POLICIES, json={"policies": desired})
+    assert again.json()["unchanged"] == 3 and controller.installer.rounds == rounds + 1
+
+
+async def test_put_is_all_or_nothing_and_an_empty_set_needs_prune(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    seed("keep", dst_port=80)
+    bad = [spec_body("new", dst_port=90), spec_body("broken", src_ip="10.0.0.300")]
+    resp = await client.put(POLICIES, json={"policies": bad})
+    assert resp.json()["detail"][0]["loc"] == ["body", "policies", 1, "src_ip"]
+    twins = [spec_body("x", dst_port=91), spec_body("y", dst_port=91)]
+    resp = await client.put(POLICIES, json={"policies": twins})
+    assert resp.status_code == 409 and resp.json()["detail"].startswith("policies[1]: ")
+    empty = await client.put(POLICIES, json={"policies": []})
+    assert error_fields(empty) == {"policies"} and "prune=true" in empty.text
+    assert [p["name"] for p in (await client.get(POLICIES)).json()] == ["keep"]
+    pruned = await client.put(POLICIES, params={"prune": "true"}, json={"policies": []})
+    assert pruned.status_code == 200 and pruned.json()["removed"] == ["keep"]
+    assert await count(client) == 0

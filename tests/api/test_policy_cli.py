@@ -528,12 +528,16 @@ def test_apply_is_declarative_and_idempotent(controller: ControllerThread, tmp_p
     assert "removed  rewrite" in out
     assert set(_by_name(controller)) == {"web", "udp-any"}
 
-    # A policy that is not in the file at all is removed too; an empty list removes all.
+    # A policy that is not in the file at all is removed too; an empty list removes all, but
+    # only with --prune (an emptied file is more often a mistake than an intent).
     ok(run("add", "--name", "manual", "--src-ip", "10.0.0.8", "--monitor-ip", "10.0.0.3", api=api))
     out = ok(run("apply", str(path), api=api))
     assert _summary(out) == "0 created, 0 changed, 1 removed, 2 unchanged"
     path.write_text("policies: []\n")
-    out = ok(run("apply", str(path), api=api))
+    refused = run("apply", str(path), api=api)
+    assert refused.code != 0 and "add --prune" in refused.err and "remove all 2" in refused.err
+    assert set(_by_name(controller)) == {"web", "udp-any"}
+    out = ok(run("apply", "--prune", str(path), api=api))
     assert _summary(out) == "0 created, 0 changed, 2 removed, 0 unchanged"
     assert policies(controller) == []
 
@@ -641,3 +645,19 @@ def test_apply_unreadable_file_is_one_line(controller: ControllerThread, tmp_pat
         f"cannot read {missing}: No such file or directory"
     )
     assert "cannot read" in one_line_error(run("apply", str(tmp_path), api=controller.url))
+
+
+def test_apply_dry_run_prints_the_diff_and_changes_nothing(
+    controller: ControllerThread, tmp_path: Path
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(POLICY_FILE)
+    ok(run("apply", str(path), api=controller.url))
+    before = _by_name(controller)
+    path.write_text(POLICY_FILE.replace("name: web", "name: http"))
+    out = ok(run("apply", "--dry-run", str(path), api=controller.url))
+    assert "would be removed  web" in out and "would be created  http" in out
+    assert out.strip().splitlines()[-1] == (
+        "dry run: 1 created, 0 changed, 1 removed, 2 unchanged; nothing was changed"
+    )
+    assert _by_name(controller) == before

@@ -9,7 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.labkit import AS_NOBODY, one_line_error, vtap
+import httpx
+
+from tests.integration.labkit import AS_NOBODY, one_line_error, vtap, wait_until
 
 
 def _free_port() -> int:
@@ -79,3 +81,32 @@ def test_missing_ovs_binaries_are_reported(tmp_path: Path) -> None:
 def test_usage_errors_are_one_line() -> None:
     assert "--vlan-id" in one_line_error(vtap("policy", "add", "--name", "x", "--vlan-id", "abc"))
     assert "No such command" in one_line_error(vtap("lab", "bogus"))
+
+
+def test_a_second_controller_on_the_same_store_refuses_to_start(tmp_path: Path) -> None:
+    env = os.environ | {"VTAP_STATE_DIR": str(tmp_path)}
+    api = f"127.0.0.1:{_free_port()}"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "vtap", "controller", "--of-port", str(_free_port()), "--api", api],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(f"http://{api}/api/v1/health"), timeout=30)
+        second = subprocess.run(
+            [sys.executable, "-m", "vtap", "controller", "--of-port", str(_free_port()),
+             "--api", f"127.0.0.1:{_free_port()}"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        message = one_line_error(second)
+        assert f"another vtap controller (pid {first.pid}) uses the policy store" in message
+        assert first.poll() is None  # the first one is untouched
+    finally:
+        first.terminate()
+        first.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -224,3 +224,43 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_replace_swaps_two_matches_and_creates_changes_removes_at_once(
+    repo: PolicyRepository, tmp_path: Path
+) -> None:
+    """The file that once deleted one policy, hit 409 and never created the other: a and b
+    trade their matches, c goes, d comes; the end state is exactly the desired set."""
+    from vtap.store.base import plan_replace
+
+    a, b, c = repo.add(spec("a", 2), T0), repo.add(spec("b", 4), T0), repo.add(spec("c", 5), T0)
+    desired = [spec("a", 4), spec("b", 2), spec("d", 6)]
+    plan = plan_replace(repo.list(), desired)
+    assert [p.name for p in plan.remove] == ["c"] and [s.name for s in plan.create] == ["d"]
+    created, changed = repo.replace(plan, T1)
+    assert [p.name for p in created] == ["d"] and created[0].id == 4  # ids never reused
+    assert {p.name: p.dst_ip for p in changed} == {"a": "10.0.0.4", "b": "10.0.0.2"}
+    assert {p.name: (p.id, p.dst_ip) for p in repo.list()} == {
+        "a": (a.id, "10.0.0.4"), "b": (b.id, "10.0.0.2"), "d": (4, "10.0.0.6"),
+    }  # fmt: skip
+    assert repo.get(a.id).created_at == T0 and repo.get(a.id).updated_at == T1
+    with pytest.raises(PolicyNotFound):
+        repo.get(c.id)
+    with pytest.raises(DuplicatePolicy):  # the keys follow the swap
+        repo.add(spec("e", 2), T1)
+    if isinstance(repo, SqlitePolicyRepository):  # and the file says the same after a reopen
+        repo.close()
+        again = SqlitePolicyRepository(tmp_path / "vtap.db")
+        assert {p.name: p.dst_ip for p in again.list()} == {
+            "a": "10.0.0.4", "b": "10.0.0.2", "d": "10.0.0.6",
+        }  # fmt: skip
+        again.close()
+
+
+def test_replace_plan_refuses_a_desired_set_with_twins(repo: PolicyRepository) -> None:
+    from vtap.store.base import plan_replace
+
+    repo.add(spec("a", 2), T0)
+    with pytest.raises(BatchConflict, match=r"policies\[1\]"):
+        plan_replace(repo.list(), [spec("x", 3), spec("y", 3)])
+    assert [p.name for p in repo.list()] == ["a"]

@@ -21,7 +21,7 @@ from vtap.domain.reports import CopyCounter, PolicyStats
 from vtap.ofchannel import codec
 from vtap.openflow.pipeline import GROUP_COPY, TABLE_COPY
 from vtap.openflow.rules import FlowRule, FlowStat, GroupRule
-from vtap.store.base import PolicyRepository
+from vtap.store.base import PolicyRepository, ReplacePlan, plan_replace
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ class PolicyService:
 
     def get(self, policy_id: int) -> Policy:
         return self._with_status(self._store.get(policy_id))
+
+    def count(self) -> int:
+        return self._store.count()
 
     # ------------------------------------------------------------ operations
 
@@ -119,6 +122,29 @@ class PolicyService:
             self._installer.status.forget(policy_id)
         log.info("%d policies deleted", len(policy_ids))
         await self._installed(policy_ids)
+
+    async def replace(
+        self, desired: list[PolicySpec], *, dry_run: bool = False
+    ) -> tuple[ReplacePlan, list[Policy], list[Policy]]:
+        """Make the stored policies exactly `desired` (matched by name), all or nothing, in
+        one install round. Returns the plan and the created and changed policies with their
+        status (nothing is changed on a dry run)."""
+        plan = await asyncio.to_thread(plan_replace, self._store.list(), desired)
+        if dry_run or plan.empty:
+            return plan, [], []
+        created, changed = await asyncio.to_thread(self._store.replace, plan, _now())
+        for policy in plan.remove:
+            self._installer.status.forget(policy.id)
+        log.info(
+            "policies replaced: %d created, %d changed, %d removed, %d unchanged",
+            len(created), len(changed), len(plan.remove), len(plan.unchanged),
+        )  # fmt: skip
+        await self._installed([p.id for p in (*created, *changed, *plan.remove)])
+        return (
+            plan,
+            await asyncio.to_thread(lambda: [self._with_status(p) for p in created]),
+            [self._with_status(p) for p in changed],
+        )
 
     # ------------------------------------------------------------ reports
 

@@ -26,16 +26,18 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-_MAC_RE = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Matched with fullmatch: `$` would also accept a trailing newline ("h1\n" and "h1" would be two
+# names, and two spellings of one MAC would defeat the duplicate check).
+_MAC_RE = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+_IPV4_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 IP_PROTO_TCP = 6
 IP_PROTO_UDP = 17
 
 
 def _mac(value: str) -> str:
-    if not _MAC_RE.match(value):
+    if not _MAC_RE.fullmatch(value):
         raise PydanticCustomError(
             "mac_address", "must be a MAC address: 6 colon-separated hex octets"
         )
@@ -43,7 +45,7 @@ def _mac(value: str) -> str:
 
 
 def _ipv4(value: str) -> str:
-    if not _IPV4_RE.match(value):
+    if not _IPV4_RE.fullmatch(value):
         raise PydanticCustomError("ipv4_address", "must be an IPv4 address in dotted-quad form")
     try:
         return str(ipaddress.IPv4Address(value))
@@ -54,7 +56,7 @@ def _ipv4(value: str) -> str:
 
 
 def _name(value: str) -> str:
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise PydanticCustomError("policy_name", "must be 1-64 characters of A-Z a-z 0-9 . _ -")
     return value
 

@@ -799,9 +799,9 @@ def _hello(buf: bytes, version: int) -> m.Hello:
     offset = HEADER_LEN
     while offset + 4 <= len(buf):
         etype, elen = struct.unpack_from("!HH", buf, offset)
-        if elen < 4:
+        if elen < 4 or offset + elen > len(buf):
             raise CodecError(f"hello element at byte {offset}: length {elen}")
-        if etype == ofp.OFPHET_VERSIONBITMAP and elen >= 8 and offset + 8 <= len(buf):
+        if etype == ofp.OFPHET_VERSIONBITMAP and elen >= 8:
             (word,) = struct.unpack_from("!I", buf, offset + 4)
             versions |= {bit for bit in range(32) if word >> bit & 1}
         offset += (elen + 7) // 8 * 8

@@ -10,6 +10,7 @@ deterministic under test and lets the caller stamp a batch of changes with one t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -66,6 +67,39 @@ def check_batch(specs: Sequence[PolicySpec]) -> None:
             raise BatchConflict(index, f"name {spec.name!r} is also policies[{twin}]'s")
 
 
+@dataclass(frozen=True)
+class ReplacePlan:
+    """What turns the stored policies into a desired set, matched by name."""
+
+    create: tuple[PolicySpec, ...]
+    change: tuple[tuple[int, PolicySpec], ...]  # (id, new spec)
+    remove: tuple[Policy, ...]
+    unchanged: tuple[Policy, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.create or self.change or self.remove)
+
+
+def plan_replace(current: Sequence[Policy], desired: Sequence[PolicySpec]) -> ReplacePlan:
+    """The plan for `desired` (checked with check_batch: unique names and matches). The end
+    state is exactly `desired`, so it cannot clash with anything stored."""
+    check_batch(desired)
+    by_name = {p.name: p for p in current}
+    wanted = {spec.name for spec in desired}
+    create, change, unchanged = [], [], []
+    for spec in desired:
+        old = by_name.get(spec.name)
+        if old is None:
+            create.append(spec)
+        elif old.spec() != spec:
+            change.append((old.id, spec))
+        else:
+            unchanged.append(old)
+    remove = [p for p in current if p.name not in wanted]
+    return ReplacePlan(tuple(create), tuple(change), tuple(remove), tuple(unchanged))
+
+
 class PolicyRepository(Protocol):
     """Policies by id, plus the TAP compiler's persistent allocations.
 
@@ -103,6 +137,11 @@ class PolicyRepository(Protocol):
 
     def delete_many(self, policy_ids: Sequence[int]) -> None:
         """Remove all of them or none: PolicyNotFound names the first unknown id."""
+        ...
+
+    def replace(self, plan: ReplacePlan, now: datetime) -> tuple[list[Policy], list[Policy]]:
+        """Carry out a plan from `plan_replace` at once, all or nothing; returns the created
+        and the changed policies. Two policies may swap matches."""
         ...
 
     def get_tags(self) -> dict[str, int]:

@@ -11,6 +11,7 @@ from vtap.store.base import (
     DuplicateName,
     DuplicatePolicy,
     PolicyNotFound,
+    ReplacePlan,
     check_batch,
 )
 
@@ -73,6 +74,15 @@ class MemoryPolicyRepository:
     def delete(self, policy_id: int) -> None:
         self.get(policy_id)
         del self._policies[policy_id]
+
+    def replace(self, plan: ReplacePlan, now: datetime) -> tuple[list[Policy], list[Policy]]:
+        for policy in plan.remove:
+            self._policies.pop(policy.id, None)
+        changed = []
+        for pid, spec in plan.change:
+            changed.append(Policy.stored(pid, spec, self._policies[pid].created_at, now))
+            self._policies[pid] = changed[-1]
+        return [self._insert(spec, now) for spec in plan.create], changed
 
     def delete_many(self, policy_ids: Sequence[int]) -> None:
         for policy_id in policy_ids:

@@ -6,8 +6,9 @@ Why this shape:
   column needs no schema of its own, while the constraints keep the file consistent even if
   the Python-side duplicate check were bypassed.
 * `AUTOINCREMENT`, so ids are never reused after a delete (cookies on switches name them).
-* WAL journal: readers (the API) do not block on the writer; `synchronous=NORMAL` is safe with
-  WAL and a policy change is durable once the call returns.
+* WAL journal: readers (the API) do not block on the writer. `synchronous=FULL`: every commit
+  is fsynced before the call returns, so a change the API confirmed survives an OS crash or a
+  power cut (NORMAL only survives a crash of the process).
 * Every write runs in `BEGIN IMMEDIATE … COMMIT` under a lock, and is rolled back on any error,
   so a failed write leaves the file as it was. The connection is shared by the asyncio thread
   and whatever thread pool FastAPI uses, hence `check_same_thread=False` plus the lock.
@@ -35,11 +36,12 @@ from vtap.store.base import (
     DuplicateName,
     DuplicatePolicy,
     PolicyNotFound,
+    ReplacePlan,
     StoreError,
     check_batch,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: specs re-validated strictly (no trailing newline in names or MACs)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -68,6 +70,40 @@ def _identity_text(spec: PolicySpec) -> str:
     return json.dumps(list(spec.identity()), separators=(",", ":"))
 
 
+def _canonicalise(db: sqlite3.Connection, path: Path | str) -> None:
+    """Upgrade from schema 1, whose validation let a trailing newline through: strip the
+    whitespace around every text field and store each spec in its canonical form. A row that
+    is still invalid, or that becomes a duplicate of another, is refused by name."""
+    seen_names: dict[str, int] = {}
+    seen_identities: dict[str, int] = {}
+    for row in db.execute("SELECT id, spec FROM policies ORDER BY id").fetchall():
+        raw = json.loads(row["spec"])
+        cleaned = {k: v.strip() if isinstance(v, str) else v for k, v in raw.items()}
+        try:
+            spec = PolicySpec.model_validate(cleaned)
+        except ValueError as exc:
+            raise StoreError(f"{path}: policy {row['id']} is invalid: {exc}") from None
+        identity = _identity_text(spec)
+        checks = ((seen_names, spec.name, "name"), (seen_identities, identity, "match"))
+        for seen, key, what in checks:
+            if key in seen:
+                raise StoreError(
+                    f"{path}: policies {seen[key]} and {row['id']} have the same {what} once "
+                    "whitespace is removed; delete one with an older vtap first"
+                )
+            seen[key] = row["id"]
+        try:
+            db.execute(
+                "UPDATE policies SET spec = ?, name = ?, identity = ? WHERE id = ?",
+                (spec.model_dump_json(), spec.name, identity, row["id"]),
+            )
+        except sqlite3.IntegrityError:
+            raise StoreError(
+                f"{path}: policy {row['id']} duplicates another once whitespace is removed; "
+                "delete one with an older vtap first"
+            ) from None
+
+
 class SqlitePolicyRepository:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -78,7 +114,7 @@ class SqlitePolicyRepository:
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             with self._write() as db:
                 for statement in _SCHEMA.split(";"):
@@ -92,6 +128,9 @@ class SqlitePolicyRepository:
                         f"{path}: schema version {row['version']} is newer than this vtap "
                         f"understands ({SCHEMA_VERSION})"
                     )
+                elif row["version"] < 2:
+                    _canonicalise(db, path)
+                    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             with self._read() as db:
                 rows = db.execute("SELECT * FROM policies ORDER BY id").fetchall()
             self._policies = {row["id"]: self._row_policy(row) for row in rows}
@@ -233,6 +272,51 @@ class SqlitePolicyRepository:
         for policy_id in policy_ids:
             self._forget_keys(policy_id)
             self._policies.pop(policy_id, None)
+
+    def replace(self, plan: ReplacePlan, now: datetime) -> tuple[list[Policy], list[Policy]]:
+        stamp = now.isoformat()
+        changed = [(pid, spec, _identity_text(spec)) for pid, spec in plan.change]
+        created_ids: list[int] = []
+        with self._write() as db:
+            db.executemany("DELETE FROM policies WHERE id = ?", [(p.id,) for p in plan.remove])
+            # Two policies may swap matches: park every changed identity on a value of its
+            # own first, so that no UNIQUE check sees a half-done swap.
+            db.executemany(
+                "UPDATE policies SET identity = ? WHERE id = ?",
+                [(f"parked:{pid}", pid) for pid, _, _ in changed],
+            )
+            db.executemany(
+                "UPDATE policies SET identity = ?, spec = ?, updated_at = ? WHERE id = ?",
+                [(identity, spec.model_dump_json(), stamp, pid) for pid, spec, identity in changed],
+            )
+            for spec in plan.create:
+                cursor = db.execute(
+                    "INSERT INTO policies (name, identity, spec, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (spec.name, _identity_text(spec), spec.model_dump_json(), stamp, stamp),
+                )
+                assert cursor.lastrowid is not None
+                created_ids.append(cursor.lastrowid)
+        for p in plan.remove:
+            self._forget_keys(p.id)
+            self._policies.pop(p.id, None)
+        updated = [
+            Policy.stored(pid, spec, self._policies[pid].created_at, now)
+            for pid, spec, _ in changed
+        ]
+        for pid, _, _ in changed:
+            self._forget_keys(pid)
+        created = [
+            Policy.stored(pid, spec, now, now)
+            for pid, spec in zip(created_ids, plan.create, strict=True)
+        ]
+        for policy in (*updated, *created):
+            self._policies[policy.id] = policy
+            self._identities[_identity_text(policy)] = policy.id
+            self._names[policy.name] = policy.id
+        if created:  # keep id order (list() relies on it)
+            self._policies = dict(sorted(self._policies.items()))
+        return created, updated
 
     # --- tags -----------------------------------------------------------------------------
 

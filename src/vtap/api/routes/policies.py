@@ -135,6 +135,83 @@ def _dump_policies(policies: list[Policy]) -> bytes:
     return b"[" + b",".join(_POLICY.dump_json(p) for p in policies) + b"]"
 
 
+_INVALID_OR_EMPTY = (
+    "An item is invalid (`loc` names `policies.<index>.<field>`), or the set is empty "
+    "without prune=true"
+)
+
+
+class ReplaceResult(BaseModel):
+    """What `PUT /policies` did (or, with dry_run, would do), by policy name."""
+
+    dry_run: bool
+    created: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: int
+    policies: list[Policy]  # the created and changed ones, with their status (none on a dry run)
+
+
+@router.put(
+    "",
+    response_model=ReplaceResult,
+    responses={
+        409: {"description": "Two items share a name, or a match and monitor"},
+        422: {
+            "description": "An item is invalid (`loc` names `policies.<index>.<field>`), or "
+            "the set is empty without prune=true"
+        },
+    },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
+    },
+)
+async def replace_policies(
+    request: Request, policies: PoliciesDep, dry_run: bool = False, prune: bool = False
+) -> Response:
+    """Make the policies exactly the body's set, matched by name: create the new ones, change
+    the ones whose fields differ, remove the ones not named. All of it or none, in one install
+    round; two policies may even swap their matches. An empty set removes every policy only
+    with `prune=true`. With `dry_run=true` nothing changes and the answer says what would."""
+    raw = await request.body()
+    try:
+        desired = await asyncio.to_thread(_parse_desired, raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from exc
+    stored = policies.count()
+    if not desired and stored and not prune:
+        raise RequestValidationError([{
+            "type": "prune_required", "loc": ("body", "policies"), "input": [],
+            "msg": f"an empty set removes all {stored} policies: pass prune=true to mean it",
+        }])  # fmt: skip
+    try:
+        plan, created, changed = await policies.replace(desired, dry_run=dry_run)
+    except BatchConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    result = ReplaceResult(
+        dry_run=dry_run,
+        created=[spec.name for spec in plan.create],
+        changed=[spec.name for _, spec in plan.change],
+        removed=[p.name for p in plan.remove],
+        unchanged=len(plan.unchanged),
+        policies=[*created, *changed],
+    )
+    body = await asyncio.to_thread(result.model_dump_json)
+    return Response(body, media_type="application/json")
+
+
+def _parse_desired(raw: bytes) -> list[PolicySpec]:
+    """Like a bulk body, but the list may be empty (the whole set is the desired state)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("policies") == [] and len(data) == 1:
+        return []
+    return _parse_batch(raw).policies
+
+
 class StatusSummary(BaseModel):
     """How many policies are in each status."""
 
