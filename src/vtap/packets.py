@@ -104,10 +104,13 @@ class Ipv4:
 
 @dataclass(frozen=True, slots=True)
 class Lldp:
-    """Where a vtap LLDP frame was sent from: switch and port."""
+    """Where a vtap LLDP frame was sent from: switch and port, with the probe's signature
+    (controller/lldpauth.py checks it) when it carried one."""
 
     dpid: int
     port_no: int
+    stamp: int = 0  # ms since the epoch, when the probe was signed
+    signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,15 +241,27 @@ def _tlv(tlv_type: int, value: bytes) -> bytes:
     return struct.pack("!H", (tlv_type << 9) | len(value)) + value
 
 
-def build_lldp(dpid: int, port_no: int, src_mac: str) -> bytes:
-    """The LLDP frame vtap sends out of (dpid, port_no) to discover what is on the other end."""
+_LLDP_VTAP_OUI = b"\x02\x76\x74"  # locally administered: vtap's organizationally specific TLV
+_LLDP_VTAP_SIGNED = 1
+_LLDP_SIGNED = struct.Struct("!Q16s")  # stamp (ms), truncated HMAC-SHA256
+
+
+def build_lldp(
+    dpid: int, port_no: int, src_mac: str, stamp: int = 0, signature: bytes = b""
+) -> bytes:
+    """The LLDP frame vtap sends out of (dpid, port_no) to discover what is on the other end;
+    with a signature (16 bytes), an organizationally specific TLV carries it and its stamp."""
     if not 0 <= dpid < 1 << 64:
         raise ValueError(f"dpid out of range: {dpid}")
     if not 0 < port_no <= _MAX_PHYSICAL_PORT:
         raise ValueError(f"not a physical port number: {port_no}")
     chassis = bytes([_LLDP_CHASSIS_SUBTYPE_LOCAL]) + _LLDP_CHASSIS_PREFIX + f"{dpid:016x}".encode()
     port = bytes([_LLDP_PORT_SUBTYPE_COMPONENT]) + str(port_no).encode()
-    pdu = _tlv(1, chassis) + _tlv(2, port) + _tlv(3, struct.pack("!H", LLDP_TTL)) + _tlv(0, b"")
+    pdu = _tlv(1, chassis) + _tlv(2, port) + _tlv(3, struct.pack("!H", LLDP_TTL))
+    if signature:
+        signed = _LLDP_SIGNED.pack(stamp, signature)
+        pdu += _tlv(127, _LLDP_VTAP_OUI + bytes([_LLDP_VTAP_SIGNED]) + signed)
+    pdu += _tlv(0, b"")
     return _ethernet(LLDP_MULTICAST_MAC, src_mac, ETH_TYPE_LLDP, pdu)
 
 
@@ -291,7 +306,12 @@ def parse_lldp(payload: bytes) -> Lldp | None:
     port_no = int(port_text)
     if not 0 < port_no <= _MAX_PHYSICAL_PORT:
         return None
-    return Lldp(int(dpid_text, 16), port_no)
+    stamp, signature = 0, b""
+    for tlv_type, value in tlvs[3:]:
+        head = _LLDP_VTAP_OUI + bytes([_LLDP_VTAP_SIGNED])
+        if tlv_type == 127 and value.startswith(head) and len(value) == 4 + _LLDP_SIGNED.size:
+            stamp, signature = _LLDP_SIGNED.unpack_from(value, 4)
+    return Lldp(int(dpid_text, 16), port_no, stamp, signature)
 
 
 def _only(raw: bytes, allowed: bytes) -> bool:

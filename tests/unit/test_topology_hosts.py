@@ -35,7 +35,8 @@ def test_missing_or_unspecified_ip_keeps_the_known_one() -> None:
 
 
 def test_host_move() -> None:
-    hosts = HostTracker()
+    """A host moves once its old port is no longer live (down, or its switch gone)."""
+    hosts = HostTracker(live=lambda ref: ref != A)
     hosts.observe(MAC1, "10.0.0.1", A, 1.0)
     event = hosts.observe(MAC1, "10.0.0.1", B, 2.0)
     assert event == HostEvent(
@@ -58,7 +59,7 @@ def test_ip_change() -> None:
 
 
 def test_ip_taken_over_by_another_mac() -> None:
-    hosts = HostTracker()
+    hosts = HostTracker(live=lambda ref: ref != A)
     hosts.observe(MAC1, "10.0.0.1", A, 1.0)
     event = hosts.observe(MAC2, "10.0.0.1", B, 2.0)
     assert event is not None and event.kind is HostEventKind.NEW
@@ -98,4 +99,21 @@ def test_forget_port_and_switch() -> None:
     assert hosts.forget("00:00:00:00:00:99") is None
     # A forgotten host is learnt again as new.
     event = hosts.observe(MAC1, "10.0.0.1", A, 5.0)
+    assert event is not None and event.kind is HostEventKind.NEW
+
+
+def test_a_live_binding_cannot_be_claimed_from_another_port() -> None:
+    """Gratuitous ARP from h16 claiming the monitor's IP, or its MAC: refused, table kept."""
+    hosts = HostTracker()  # every port live
+    hosts.observe(MAC1, "10.0.0.1", A, 1.0)
+    for claim_mac in (MAC2, MAC1):  # the IP under another MAC; the MAC itself
+        event = hosts.observe(claim_mac, "10.0.0.1", B, 2.0)
+        assert event is not None and event.kind is HostEventKind.REFUSED
+        assert event.host.location == B and event.old == Host(MAC1, "10.0.0.1", A)
+    assert hosts.by_ip("10.0.0.1") == Host(MAC1, "10.0.0.1", A)
+    assert hosts.by_mac(MAC2) is None
+    # On its own port a host may still change its IP, and a new MAC may take an IP there.
+    event = hosts.observe(MAC1, "10.0.0.7", A, 3.0)
+    assert event is not None and event.kind is HostEventKind.IP_CHANGED
+    event = hosts.observe(MAC2, "10.0.0.7", A, 4.0)
     assert event is not None and event.kind is HostEventKind.NEW

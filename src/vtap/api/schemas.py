@@ -211,6 +211,8 @@ class AlertOut(BaseModel):
     kind: str
     message: str
     subject: dict[str, str | int]
+    repeats: int  # further occurrences within 10 s of each other, folded into this alert
+    last_at: datetime
 
 
 class AlertsOut(BaseModel):

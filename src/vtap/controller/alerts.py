@@ -16,6 +16,7 @@ from enum import StrEnum
 log = logging.getLogger(__name__)
 
 KEEP = 1000
+FOLD = 10.0  # s: the same alert again within this time counts as a repeat, not a new alert
 
 
 class AlertKind(StrEnum):
@@ -26,25 +27,40 @@ class AlertKind(StrEnum):
     FORGED_LLDP = "forged_lldp"  # an LLDP frame without the controller's signature
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Alert:
     id: int
-    at: float  # unix time
+    at: float  # unix time of the first occurrence
     kind: AlertKind
     message: str
     subject: dict[str, str | int] = field(default_factory=dict)
+    repeats: int = 0  # further occurrences folded into this alert (see AlertLog.raise_)
+    last_at: float = 0.0
 
 
 class AlertLog:
     def __init__(self, keep: int = KEEP) -> None:
         self._alerts: deque[Alert] = deque(maxlen=keep)
         self._ids = itertools.count(1)
+        self._recent: dict[tuple[object, ...], Alert] = {}
         self.counts: Counter[AlertKind] = Counter()
 
     def raise_(self, kind: AlertKind, message: str, **subject: str | int) -> Alert:
-        alert = Alert(next(self._ids), time.time(), kind, message, dict(subject))
-        self._alerts.append(alert)
+        """Record an alert. The same kind about the same subject within FOLD seconds of the
+        last one is a repeat of it (a flood of forged frames is one alert, counted)."""
+        now = time.time()
         self.counts[kind] += 1
+        key = (kind, *sorted(subject.items()))
+        alert = self._recent.get(key)
+        if alert is not None and now - alert.last_at < FOLD:
+            alert.repeats += 1
+            alert.last_at = now
+            return alert
+        alert = Alert(next(self._ids), now, kind, message, dict(subject), last_at=now)
+        self._alerts.append(alert)
+        if len(self._recent) > 4 * KEEP:
+            self._recent = {k: a for k, a in self._recent.items() if now - a.last_at < FOLD}
+        self._recent[key] = alert
         log.warning("alert %s: %s", kind.value, message)
         return alert
 

@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from vtap.controller.alerts import AlertKind
+from vtap.controller.lldpauth import LldpSigner
 from vtap.controller.state import ControllerState
 from vtap.domain.network import LOCAL_PORT, Link, PortRef
 from vtap.ofchannel import codec
@@ -24,6 +26,10 @@ class Discovery:
         self._state = state
         self._links_gone = links_gone
         self._hold_until = float("-inf")
+        settings = state.settings
+        # A probe may wait in a busy controller's queue for a while (see tick): it stays good
+        # for as long as a link may stay silent, plus one probe interval.
+        self.signer = LldpSigner(settings.link_timeout + settings.lldp_interval)
 
     async def run(self) -> None:
         """Re-probe all switches and expire links every `lldp_interval` seconds."""
@@ -68,13 +74,30 @@ class Discovery:
                 continue
             if port_no is not None and port.port_no != port_no:
                 continue
-            frame = build_lldp(switch.dpid, port.port_no, port.hw_addr)
+            stamp, signature = self.signer.sign(switch.dpid, port.port_no)
+            frame = build_lldp(switch.dpid, port.port_no, port.hw_addr, stamp, signature)
             await session.send(codec.packet_out(frame, [Output(port.port_no)]))
 
     def on_lldp(self, dpid: int, in_port: int, lldp: Lldp) -> None:
         if lldp.dpid not in self._state.sessions:
             return
         link = Link(PortRef(lldp.dpid, lldp.port_no), PortRef(dpid, in_port))
+        refused = self.signer.check(lldp)
+        if refused is None and link.src == link.dst:
+            refused = "sent back into the port it went out of"
+        if refused is None:
+            bound = [h for h in self._state.hosts.at(link.dst) if self._state.port_live(link.dst)]
+            if bound:
+                refused = f"arrived on the port of host {bound[0].mac}"
+        if refused is not None:
+            self._state.alerts.raise_(
+                AlertKind.FORGED_LLDP,
+                f"LLDP claiming a link from {lldp.dpid:016x} port {lldp.port_no} arrived at "
+                f"{dpid:016x} port {in_port}: {refused}; ignored",
+                dpid=f"{dpid:016x}",
+                port=in_port,
+            )
+            return
         if self._state.topology.lldp_seen(link, self._state.now()):
             log.info("link up: %016x/%d -> %016x/%d", lldp.dpid, lldp.port_no, dpid, in_port)
             self._state.changed()

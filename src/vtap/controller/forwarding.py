@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Coroutine
 
 from vtap.compiler.forwarding import flow_key_of, path_rules
+from vtap.controller.alerts import AlertKind
 from vtap.controller.state import ControllerState
-from vtap.domain.network import FlowKey, Host, Link, PortRef
+from vtap.domain.network import FlowKey, Host, Link, PortRef, dpid_str
 from vtap.ofchannel import codec
 from vtap.ofchannel.session import BatchError, SessionClosed, SwitchSession
 from vtap.openflow.pipeline import Owner, owner_of
@@ -43,12 +44,35 @@ class Forwarding:
 
     # ------------------------------------------------------------ host learning
 
-    async def learn(self, mac: str, ip: str | None, where: PortRef) -> None:
-        """Record a host seen on an edge port; a move invalidates its installed paths."""
+    async def learn(self, mac: str, ip: str | None, where: PortRef) -> bool:
+        """Record a host seen on an edge port; a move invalidates its installed paths.
+        False when the frame claims another live host's binding: it must be dropped."""
         event = self._state.hosts.observe(mac, ip, where, self._state.now())
-        if event is not None:
-            self._state.changed()
-            await self._host_changed(event)
+        if event is None:
+            return True
+        if event.kind is HostEventKind.REFUSED:
+            self._refused(event)
+            return False
+        self._state.changed()
+        await self._host_changed(event)
+        return True
+
+    def _where(self, ref: PortRef) -> str:
+        switch = self._state.topology.switch(ref.dpid)
+        return f"{switch.name if switch and switch.name else dpid_str(ref.dpid)} port {ref.port_no}"
+
+    def _refused(self, event: HostEvent) -> None:
+        claim, holder = event.host, event.old
+        assert holder is not None
+        what = f"MAC {holder.mac}" if claim.mac == holder.mac else f"IP {holder.ip}"
+        self._state.alerts.raise_(
+            AlertKind.HOST_CLAIM_REFUSED,
+            f"{claim.mac} ({claim.ip or 'no IP'}) at {self._where(claim.location)} claimed {what}, "
+            f"bound to {self._where(holder.location)} which is up; ignored and dropped",
+            claimant_mac=claim.mac,
+            port=self._where(claim.location),
+            holder_mac=holder.mac,
+        )
 
     async def _host_changed(self, event: HostEvent) -> None:
         if event.kind is HostEventKind.NEW:
@@ -105,7 +129,8 @@ class Forwarding:
             # classified yet, answer once it is (the host would otherwise wait for a retry).
             self._defer(session, in_port, frame, data, self.on_arp)
             return
-        await self.learn(arp.sender_mac, arp.sender_ip, where)
+        if not await self.learn(arp.sender_mac, arp.sender_ip, where):
+            return  # a forged claim: neither answered nor flooded
         if arp.op == ARP_REQUEST:
             target = self._state.hosts.by_ip(arp.target_ip)
             if target is not None and target.mac != arp.sender_mac:
@@ -152,7 +177,8 @@ class Forwarding:
         assert ip is not None and key is not None and session.dpid is not None
         where = PortRef(session.dpid, in_port)
         if self._state.is_edge(session.dpid, in_port):
-            await self.learn(frame.eth_src, ip.src, where)
+            if not await self.learn(frame.eth_src, ip.src, where):
+                return  # sent under another live host's address: no path for it
         elif not self._state.topology.is_fabric_port(where):
             # A port still in its edge grace: routing this packet now would install a path
             # that carries the rest of the flow past the controller, and a host that only

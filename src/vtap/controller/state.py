@@ -31,6 +31,14 @@ class ControllerState:
     started_at: float = field(default_factory=time.time)
     on_change: Callable[[], None] = lambda: None
 
+    def __post_init__(self) -> None:
+        self.hosts.live = self.port_live
+
+    def port_live(self, ref: PortRef) -> bool:
+        """The port is up on a connected switch (a host bound there holds its binding)."""
+        port = self.topology.port(ref) if ref.dpid in self.sessions else None
+        return port is not None and port.up
+
     def changed(self) -> None:
         """Topology or hosts changed: the TAP intent must be compiled again."""
         self.on_change()

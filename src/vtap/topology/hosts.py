@@ -10,6 +10,10 @@ Decisions:
 * An IP belongs to the host that claimed it last: if another MAC shows up with it, the previous
   owner keeps its MAC and location but loses the IP (and `by_ip` points to the new owner).
 * 0.0.0.0 (ARP probes, DHCP) and a missing IP never erase a known IP.
+* A binding is not up for grabs (a TAP decides who sees whose copies): while the port a host
+  was learnt on is live, a frame from another port that claims its MAC, or its IP under another
+  MAC, is refused (a REFUSED event, the table unchanged). A host moves once its old port went
+  down (which forgets it) or its switch is gone. On its own port, a host may change IP or MAC.
 * When a port goes down, or turns out to be a fabric port, its hosts are forgotten (`forget_port`)
   rather than kept as "unreachable": flows toward them must be removed anyway, and the controller
   finds a host again by ARP-probing the edge ports when traffic for its IP shows up.
@@ -31,6 +35,7 @@ class HostEventKind(StrEnum):
     NEW = "new"
     MOVED = "moved"
     IP_CHANGED = "ip_changed"
+    REFUSED = "refused"  # `host` is the refused claim, `old` the binding it tried to take
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +53,10 @@ class HostEvent:
 class HostTracker:
     """The host table, indexed by MAC and by IP."""
 
-    def __init__(self) -> None:
+    def __init__(self, live: Callable[[PortRef], bool] = lambda _: True) -> None:
         self._by_mac: dict[str, Host] = {}
         self._mac_of_ip: dict[str, str] = {}
+        self.live = live  # is this port up on a connected switch? (the controller sets it)
 
     def observe(self, mac: str, ip: str | None, location: PortRef, now: float) -> HostEvent | None:
         """Learn from one frame sent by `mac` (from `ip`, if known) that arrived at `location`.
@@ -66,6 +72,9 @@ class HostTracker:
         old = self._by_mac.get(mac)
         new_ip = ip if ip is not None else (old.ip if old is not None else None)
         host = Host(mac=mac, ip=new_ip, location=location, last_seen=now)
+        holder = self._holder(host, old)
+        if holder is not None:
+            return HostEvent(HostEventKind.REFUSED, host, holder)
         self._store(host, old)
         if old is None:
             return HostEvent(HostEventKind.NEW, host)
@@ -73,6 +82,17 @@ class HostTracker:
             return HostEvent(HostEventKind.MOVED, host, old)
         if old.ip != new_ip:
             return HostEvent(HostEventKind.IP_CHANGED, host, old)
+        return None
+
+    def _holder(self, claim: Host, old: Host | None) -> Host | None:
+        """The binding this claim would take from a live port elsewhere, if any."""
+        if old is not None and old.location != claim.location and self.live(old.location):
+            return old
+        owner_mac = self._mac_of_ip.get(claim.ip) if claim.ip is not None else None
+        if owner_mac is not None and owner_mac != claim.mac:
+            owner = self._by_mac[owner_mac]
+            if owner.location != claim.location and self.live(owner.location):
+                return owner
         return None
 
     def by_mac(self, mac: str) -> Host | None:

@@ -30,6 +30,8 @@ def alerts(
                 kind=a.kind.value,
                 message=a.message,
                 subject=a.subject,
+                repeats=a.repeats,
+                last_at=datetime.fromtimestamp(a.last_at, UTC),
             )
             for a in log.since(after, limit)
         ],
