@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     edge_grace: float = 2.0
     flow_idle_timeout: int = 30
     tap_settle: float = 5.0
+    # Every switch's tables are compared with the intent this often (s); whatever was
+    # removed, changed or added out of band is repaired by the next round.
+    audit_interval: float = Field(5.0, gt=0, le=10.0)
     # The MPLS labels copies may carry across the fabric (one per monitor, or per policy for
     # rewrite delivery). Copies are recognised by the port they arrive on, so the range needs
     # no reservation in the network; it only has to fit the number of monitors.

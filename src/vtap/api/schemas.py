@@ -38,6 +38,12 @@ class InstallOut(BaseModel):
     last_full_build_s: float  # the last full build (off the event loop), seconds
 
 
+class AuditOut(BaseModel):
+    interval_s: float  # how often every switch's tables are compared with the intent
+    passes: int  # audits run since start
+    repairs: int  # switches found changed behind vtap (each handed to a repair round)
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -47,6 +53,8 @@ class Health(BaseModel):
     hosts: int
     event_loop: LoopLagOut | None = None
     install: InstallOut | None = None
+    audit: AuditOut | None = None
+    alerts: int = 0  # security and fault alerts raised since start (GET /alerts)
 
 
 class PortOut(BaseModel):

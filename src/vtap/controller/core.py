@@ -13,6 +13,7 @@ import logging
 
 from vtap.compiler.alloc import TapConfig
 from vtap.controller.alerts import AlertKind
+from vtap.controller.audit import Audit
 from vtap.controller.discovery import Discovery
 from vtap.controller.flowstats import FlowStats
 from vtap.controller.forwarding import Forwarding
@@ -61,6 +62,7 @@ class Controller:
         self.policies = PolicyService(self.state, store, self.installer)
         self.state.on_change = self.installer.request
         self.flowstats = FlowStats(self.state, self.installer)
+        self.audit = Audit(self.state, self.reconciler, self.installer, self.forwarding)
         self.loop_lag = LoopLag()
 
     async def run(self) -> None:
@@ -70,6 +72,7 @@ class Controller:
             tasks.create_task(self.installer.run(), name="installer")
             tasks.create_task(self.loop_lag.run(), name="loop-lag")
             tasks.create_task(self.flowstats.run(), name="flowstats")
+            tasks.create_task(self.audit.run(), name="audit")
 
     # ------------------------------------------------------------ switch lifecycle
 

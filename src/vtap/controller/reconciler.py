@@ -136,6 +136,36 @@ class _Mirror:
     joined_at: float = 0.0
     full: bool = True  # the next sync must diff everything (joined, settled, out of step)
     tap_synced: bool = False  # TAP entries have been synced since the switch settled
+    epoch: int = 0  # bumped by every change to the mirror (an audit's read must not race one)
+    busy: int = 0  # bundles in flight
+
+
+@dataclass
+class Drift:
+    """How a switch's tables differ from what vtap committed there (an audit's finding)."""
+
+    missing: int = 0  # entries vtap committed that are gone
+    changed: int = 0  # entries whose instructions, timeouts or cookie were changed
+    extra: int = 0  # entries in vtap's cookie range that vtap did not put there
+    groups: int = 0  # groups missing, changed or added
+    forwarding: list[FlowRule] = field(default_factory=list)  # reactive entries found
+
+    @property
+    def found(self) -> bool:
+        return bool(self.missing or self.changed or self.extra or self.groups)
+
+    def text(self) -> str:
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.missing, "entries missing"),
+                (self.changed, "entries changed"),
+                (self.extra, "foreign entries in vtap's cookie range"),
+                (self.groups, "groups differ"),
+            )
+            if n
+        ]
+        return ", ".join(parts)
 
 
 DesiredFn = Callable[[int, bool], Desired]
@@ -314,6 +344,7 @@ class Reconciler:
             if session is None or mirror is None:
                 result.error = "not connected"
                 return result
+            mirror.busy += 1
             try:
                 await session.apply_bundle(codec.change_messages(changes))
             except BatchError as exc:
@@ -323,6 +354,9 @@ class Reconciler:
             except (SessionClosed, ConnectionError, OSError) as exc:
                 result.error = str(exc)
                 return result
+            finally:
+                mirror.busy -= 1
+                mirror.epoch += 1
             _apply_to_mirror(mirror, changes)
             result.applied = len(changes)
             log.info("switch %016x: %d change(s) committed", dpid, len(changes))
@@ -338,6 +372,67 @@ class Reconciler:
             [s.rule for s in stats if isinstance(s, FlowStat)],
             [g for g in groups if isinstance(g, GroupRule)],
         )
+
+    async def count_matches(self, dpid: int, forwarding: int) -> bool | None:
+        """A cheap check (one aggregate request): does the switch hold as many entries in
+        vtap's cookie range as vtap committed there (plus `forwarding` reactive ones)? None
+        when it cannot tell (disconnected, or a change committed meanwhile)."""
+        session = self._sessions.get(dpid)
+        mirror = self._mirrors.get(dpid)
+        if session is None or mirror is None:
+            return None
+        epoch = mirror.epoch
+        if mirror.busy:
+            return None
+        try:
+            reply = await session.multipart(
+                codec.aggregate_request(COOKIE_MAGIC << 48, COOKIE_OURS_MASK)
+            )
+        except (SessionClosed, ConnectionError, OSError):
+            return None
+        counts = [c for c in reply if isinstance(c, m.AggregateCounts)]
+        if not counts or mirror.epoch != epoch or mirror.busy:
+            return None
+        return counts[0].flows == len(mirror.flows) + forwarding
+
+    async def audit(self, dpid: int) -> Drift | None:
+        """Read the switch and compare with what vtap committed there. On drift, the mirror
+        takes what the switch really holds and the next round diffs everything: it repairs
+        whatever was removed, changed or added out of band. None when it could not compare
+        (disconnected, or a bundle committed while the tables were read)."""
+        session = self._sessions.get(dpid)
+        mirror = self._mirrors.get(dpid)
+        if session is None or mirror is None:
+            return None
+        epoch = mirror.epoch
+        if mirror.busy:
+            return None
+        try:
+            flows, groups = await self._read(session)
+        except (SessionClosed, ConnectionError, OSError):
+            return None
+        if self._mirrors.get(dpid) is not mirror or mirror.epoch != epoch or mirror.busy:
+            return None
+        actual = {r.key: r for r in flows if is_reconciled(r.cookie)}
+        actual_groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
+        drift = Drift(forwarding=[r for r in flows if not is_reconciled(r.cookie)])
+        for key, rule in mirror.flows.items():
+            found = actual.get(key)
+            if found is None:
+                drift.missing += 1
+            elif found != rule:
+                drift.changed += 1
+        drift.extra = sum(1 for key in actual if key not in mirror.flows)
+        drift.groups = sum(
+            1
+            for gid in mirror.groups.keys() | actual_groups.keys()
+            if mirror.groups.get(gid) != actual_groups.get(gid)
+        )
+        if drift.found:
+            mirror.flows, mirror.groups = actual, actual_groups
+            mirror.full = True
+            mirror.epoch += 1
+        return drift
 
     async def reread(self, dpid: int) -> None:
         """Read the switch again (its table may have changed behind vtap's back)."""
@@ -432,6 +527,7 @@ def _rejected(changes: ChangeSet, failures: dict[int, m.Error]) -> Rejected:
 
 
 def _apply_to_mirror(mirror: _Mirror, changes: ChangeSet) -> None:
+    mirror.epoch += 1
     for g in (*changes.group_adds, *changes.group_mods):
         mirror.groups[g.group_id] = g
     for r in changes.flow_adds:

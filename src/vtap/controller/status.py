@@ -45,6 +45,7 @@ class StatusBook:
         self._touched: set[int] = set()  # switches whose policies must be looked at again
         self._waiting: dict[int, dict[int, int]] = {}  # switch → policy → version it waits for
         self._ready: set[int] = set()  # policies whose wait on some switch just ended
+        self._drift: dict[int, str] = {}  # switch → what an audit found changed behind vtap
 
     # --- what happened ---------------------------------------------------------------------
 
@@ -62,9 +63,18 @@ class StatusBook:
                     self._on_switch.setdefault(dpid, set()).add(pid)
                     self._waiting.setdefault(dpid, {})[pid] = version
 
+    def drifted(self, dpid: int, what: str) -> set[int]:
+        """An audit found the switch's tables changed behind vtap: its policies are not
+        active until the switch committed the repair. Returns those policies."""
+        self._drift[dpid] = what
+        self.switch_changed(dpid)
+        return set(self._on_switch.get(dpid, ()))
+
     def committed(self, dpid: int, version: int) -> None:
         """The switch committed this version: the policies that waited for it may be active
         now (the others on the switch were, and are)."""
+        if self._drift.pop(dpid, None) is not None:
+            self._touched.add(dpid)
         if version > self._confirmed.get(dpid, -1):
             self._confirmed[dpid] = version
         waiting = self._waiting.get(dpid)
@@ -83,6 +93,7 @@ class StatusBook:
     def forget_switch(self, dpid: int) -> None:
         """The switch left: what it held is read again when it comes back."""
         self._confirmed.pop(dpid, None)
+        self._drift.pop(dpid, None)
         self.switch_changed(dpid)
 
     def forget(self, policy_id: int) -> None:
@@ -131,6 +142,9 @@ class StatusBook:
             wait = self._settle_remaining(dpid)
             if wait > 0:
                 return PolicyStatus.PENDING, f"switch {self._name(dpid)} settling ({wait:.0f}s)"
+            drift = self._drift.get(dpid)
+            if drift is not None:
+                return PolicyStatus.PENDING, f"switch {self._name(dpid)} changed: {drift}"
             if self._confirmed.get(dpid, -1) < need.get(dpid, 0):
                 return PolicyStatus.PENDING, f"waiting for switch {self._name(dpid)}"
         return PolicyStatus.ACTIVE, ""

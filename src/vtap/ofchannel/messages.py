@@ -131,10 +131,20 @@ class MultipartKind(Enum):
     GROUP_DESC = "group_desc"
     PORT_STATS = "port_stats"
     PORT_DESC = "port_desc"
+    AGGREGATE = "aggregate"
     OTHER = "other"
 
 
-MultipartItem = FlowStat | GroupRule | Port | PortCounters | GroupCounters
+@dataclass(frozen=True, slots=True)
+class AggregateCounts:
+    """How many flow entries matched an aggregate request, and their counters."""
+
+    flows: int
+    packets: int
+    bytes: int
+
+
+MultipartItem = FlowStat | GroupRule | Port | PortCounters | GroupCounters | AggregateCounts
 
 
 @dataclass(frozen=True, slots=True)

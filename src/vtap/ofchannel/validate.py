@@ -15,7 +15,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 
 OFPMP_PARSED = frozenset(
     {ofp.OFPMP_FLOW, ofp.OFPMP_GROUP, ofp.OFPMP_GROUP_DESC, ofp.OFPMP_PORT_DESC,
-     ofp.OFPMP_PORT_STATS}
+     ofp.OFPMP_PORT_STATS, ofp.OFPMP_AGGREGATE}
 )  # fmt: skip
 """Multipart replies vtap reads; any other kind is answered as 'other' without parsing."""
 
@@ -31,6 +31,7 @@ _BUCKET = 16
 _BUCKET_COUNTER = 16
 _PORT = 64
 _PORT_STATS = 112
+_AGGREGATE = 24
 _PORT_STATUS = 80
 _FEATURES = 32
 _PACKET_IN = 24  # ofp_packet_in up to its match
@@ -172,6 +173,8 @@ def multipart(buf: bytes) -> None:
         _fixed(buf, _PORT, "port description")
     elif kind == ofp.OFPMP_PORT_STATS:
         _fixed(buf, _PORT_STATS, "port stats")
+    elif kind == ofp.OFPMP_AGGREGATE and len(buf) != _MULTIPART + _AGGREGATE:
+        raise Malformed(f"aggregate reply: {len(buf) - _MULTIPART} bytes, not {_AGGREGATE}")
 
 
 def bundle_ctrl(buf: bytes) -> None:

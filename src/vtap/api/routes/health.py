@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from vtap import __version__
 from vtap.api.deps import ControllerDep
-from vtap.api.schemas import Health, InstallOut, LoopLagOut
+from vtap.api.schemas import AuditOut, Health, InstallOut, LoopLagOut
 
 router = APIRouter(tags=["health"])
 
@@ -27,4 +27,10 @@ def health(controller: ControllerDep) -> Health:
             full_builds=controller.installer.full_builds,
             last_full_build_s=round(controller.installer.last_build_s, 3),
         ),
+        audit=AuditOut(
+            interval_s=state.settings.audit_interval,
+            passes=controller.audit.passes,
+            repairs=controller.audit.repairs,
+        ),
+        alerts=sum(state.alerts.counts.values()),
     )
