@@ -25,6 +25,7 @@ class AlertKind(StrEnum):
     PROTOCOL_VIOLATION = "protocol_violation"  # a malformed message closed a session
     HOST_CLAIM_REFUSED = "host_claim_refused"  # ARP tried to take over a learned binding
     FORGED_LLDP = "forged_lldp"  # an LLDP frame without the controller's signature
+    TABLE_DRIFT = "table_drift"  # a switch's tables were changed behind vtap (and repaired)
 
 
 @dataclass(slots=True)

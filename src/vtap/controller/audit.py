@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from vtap.controller.alerts import AlertKind
 from vtap.controller.forwarding import Forwarding
 from vtap.controller.installer import Installer
 from vtap.controller.reconciler import Drift, Reconciler
@@ -94,8 +95,11 @@ class Audit:
 
     def _drifted(self, dpid: int, drift: Drift) -> None:
         name = self._installer.switch_name(dpid)
-        log.warning("switch %s (%s) changed behind vtap: %s; repairing", name, dpid_str(dpid),
-                    drift.text())  # fmt: skip
+        self._state.alerts.raise_(
+            AlertKind.TABLE_DRIFT,
+            f"switch {name} ({dpid_str(dpid)}) was changed behind vtap: {drift.text()}; repairing",
+            dpid=dpid_str(dpid),
+        )
         status = self._installer.status
         policies = status.drifted(dpid, drift.text())
         status.refresh(self._installer.compiler, policies)  # not `active` from now on
