@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # datapath_id`); empty: any switch that completes the handshake. From the environment as
     # JSON: VTAP_DATAPATH_ALLOW='["0000000000000101", "0x102"]'.
     datapath_allow: frozenset[int] = frozenset()
+    # Host names the REST API answers to (DNS-rebinding guard); empty: loopback names and
+    # api_host. JSON from the environment: VTAP_API_HOSTS='["vtap.example.net"]'.
+    api_hosts: frozenset[str] = frozenset()
+    api_max_body: int = Field(32 * 1024 * 1024, ge=1024)  # bytes; larger bodies get 413
     duplicate_probe: float = Field(2.0, gt=0)  # s the live holder of a datapath id has to answer
 
     @field_validator("datapath_allow", mode="before")
@@ -85,6 +89,10 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple | set | frozenset):
             return frozenset(parse_dpid(v) for v in value)
         return value
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        return self.api_hosts or frozenset({"127.0.0.1", "localhost", "::1", self.api_host})
 
     @property
     def policy_db(self) -> Path:

@@ -43,7 +43,7 @@ async def live(tmp_path: Path) -> AsyncIterator[tuple[Controller, FakeFabric]]:
 @pytest.fixture
 async def api(live: tuple[Controller, FakeFabric]) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(live[0]))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
         yield http
 
 
@@ -245,7 +245,7 @@ async def test_event_stream_ends_when_the_client_goes_away(
         "raw_path": f"{API}/events".encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"test")],
+        "headers": [(b"host", b"127.0.0.1")],
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),
     }

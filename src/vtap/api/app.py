@@ -6,9 +6,11 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from vtap import __version__
+from vtap.api.guard import RequestGuard, validation_error
 from vtap.api.routes import alerts, events, flows, health, paths, policies, topology
 from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
@@ -27,6 +29,11 @@ def create_app(controller: Controller) -> FastAPI:
         version=__version__,
         description="Virtual TAP controller for Open vSwitch data-center networks.",
     )
+    settings = controller.state.settings
+    app.add_middleware(
+        RequestGuard, allowed_hosts=settings.allowed_hosts, max_body=settings.api_max_body
+    )
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.controller = controller
     app.state.views = LiveViews(controller)
     app.include_router(health.router, prefix=API_PREFIX)
