@@ -15,7 +15,8 @@ from vtap import runtime
 from vtap.api.app import create_app
 from vtap.controller.core import Controller
 from vtap.errors import VtapError
-from vtap.ofchannel.server import OpenFlowServer
+from vtap.ofchannel.server import OpenFlowServer, tls_context
+from vtap.pki import Pki
 from vtap.settings import Settings
 from vtap.store.hosts import SqliteHostRepository
 from vtap.store.lock import StoreLock
@@ -75,6 +76,18 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         lock.release()
         raise
     controller = Controller(settings, store, hosts_store=hosts_store)
+    tls = None
+    if settings.tls_dir is not None:
+        pki = Pki(settings.tls_dir)
+        if (problem := pki.missing()) is not None:
+            api_sock.close()
+            store.close()
+            hosts_store.close()
+            lock.release()
+            raise VtapError(problem)
+        tls = tls_context(
+            str(pki.cert("controller")), str(pki.key("controller")), str(pki.switch_ca)
+        )
     openflow = OpenFlowServer(
         settings.of_host,
         settings.of_port,
@@ -82,6 +95,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         echo_interval=settings.echo_interval,
         echo_timeout=settings.echo_timeout,
         request_timeout=settings.request_timeout,
+        tls=tls,
     )
     try:
         await openflow.start()

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # datapath_id`); empty: any switch that completes the handshake. From the environment as
     # JSON: VTAP_DATAPATH_ALLOW='["0000000000000101", "0x102"]'.
     datapath_allow: frozenset[int] = frozenset()
+    # OpenFlow over TLS: a directory made by `vtap pki init`; switches then need a certificate
+    # of its switch CA. Unset: plain TCP (keep it on loopback).
+    tls_dir: Path | None = None
     # Host names the REST API answers to (DNS-rebinding guard); empty: loopback names and
     # api_host. JSON from the environment: VTAP_API_HOSTS='["vtap.example.net"]'.
     api_hosts: frozenset[str] = frozenset()

@@ -62,6 +62,10 @@ def build_lab_app() -> typer.Typer:
                 help="do not start a controller; switches connect to --of-port",
             ),
         ] = False,
+        tls: Annotated[
+            bool,
+            typer.Option("--tls", help="OpenFlow over TLS (ssl:), PKI in <state dir>/pki"),
+        ] = False,
     ) -> None:
         """Build the lab; without --detach it runs until Ctrl-C and then removes itself."""
         from vtap.lab.holder import LabConfig
@@ -81,6 +85,7 @@ def build_lab_app() -> typer.Typer:
             api_port=api_port,
             external_controller=external_controller,
             ovs_rundir=settings.ovs_rundir,
+            tls=tls,
         )
         StateStore(config.state_dir).check_free()
         OvsTools.find()  # a missing OVS binary is reported here, before anything starts

@@ -39,7 +39,9 @@ def check_port_free(host: str, port: int, what: str) -> None:
             ) from None
 
 
-def start_controller(of_port: int, api_host: str, api_port: int, log: Path) -> subprocess.Popen:
+def start_controller(
+    of_port: int, api_host: str, api_port: int, log: Path, tls_dir: Path | None = None
+) -> subprocess.Popen:
     """Start `vtap controller` in its own session, so a Ctrl-C at the lab's terminal reaches
     only the lab, which then stops the controller in order."""
     argv = [
@@ -49,6 +51,7 @@ def start_controller(of_port: int, api_host: str, api_port: int, log: Path) -> s
         str(of_port),
         "--api",
         f"{api_host}:{api_port}",
+        *(["--tls-dir", str(tls_dir)] if tls_dir is not None else []),
     ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:

@@ -34,6 +34,7 @@ from vtap.lab.proc import ProcRef, require_root
 from vtap.lab.state import LEFTOVER_MSG, LabState, StateStore
 from vtap.lab.teardown import cleanup, root_links
 from vtap.lab.topo import LeafSpinePlan
+from vtap.pki import Pki, init_pki
 
 if TYPE_CHECKING:
     from vtap.lab.network import LabNetwork
@@ -56,6 +57,7 @@ class LabConfig:
     external_controller: bool = False
     ovs_rundir: Path | None = None
     health_timeout: float = 30.0
+    tls: bool = False  # OpenFlow over TLS with the PKI in <state_dir>/pki (made if missing)
 
     def to_args(self) -> list[str]:
         args = [
@@ -80,7 +82,13 @@ class LabConfig:
             args.append("--external-controller")
         if self.ovs_rundir is not None:
             args += ["--ovs-rundir", str(self.ovs_rundir)]
+        if self.tls:
+            args.append("--tls")
         return args
+
+    @property
+    def of_protocol(self) -> str:
+        return "ssl" if self.tls else "tcp"
 
 
 class LabSummary(BaseModel):
@@ -95,6 +103,7 @@ class LabSummary(BaseModel):
     of_port: int
     api_url: str | None
     ovs: str
+    of_protocol: str = "tcp"
 
     def lines(self) -> list[str]:
         host_range = f"h1..h{self.hosts}" if self.hosts > 1 else "h1"
@@ -105,10 +114,12 @@ class LabSummary(BaseModel):
             self.ovs,
         ]
         if self.controller_pid is None:
-            lines.append(f"controller: external, expected on tcp:{OF_HOST}:{self.of_port}")
+            lines.append(
+                f"controller: external, expected on {self.of_protocol}:{OF_HOST}:{self.of_port}"
+            )
         else:
             lines.append(
-                f"controller: pid {self.controller_pid}, OpenFlow tcp:{OF_HOST}:"
+                f"controller: pid {self.controller_pid}, OpenFlow {self.of_protocol}:{OF_HOST}:"
                 f"{self.of_port}, REST API {self.api_url}/api/v1"
             )
         lines += [
@@ -190,6 +201,14 @@ class _Lab:
         else:
             log.info("system OVS: set other_config:vlan-limit=2 to classify double-tagged traffic")
         self._check_conflicts(env)
+        pki = None
+        if self.config.tls:
+            pki = Pki(self.config.state_dir / "pki")
+            if not pki.complete:
+                init_pki(pki.directory, force=True)
+                log.info("PKI for OpenFlow over TLS made in %s", pki.directory)
+            env.vsctl("set-ssl", str(pki.key("switch")), str(pki.cert("switch")),
+                      str(pki.controller_ca))  # fmt: skip
         self.state.bridges = list(plan.bridges)
         self.state.interfaces = list(plan.interfaces())
         self.save()
@@ -200,13 +219,14 @@ class _Lab:
                 self.config.api_host,
                 self.config.api_port,
                 self.store.controller_log,
+                tls_dir=pki.directory if pki is not None else None,
             )
             self.state.controller = ProcRef.of(self.controller.pid)
             self.save()
 
         from vtap.lab.network import LabNetwork  # Mininet only where it is needed
 
-        network = LabNetwork(plan, OF_HOST, self.config.of_port)
+        network = LabNetwork(plan, OF_HOST, self.config.of_port, self.config.of_protocol)
         self.network = network
         network.build()
         self.state.nodes = {
@@ -269,6 +289,7 @@ class _Lab:
             holder_pid=os.getpid(),
             controller_pid=self.controller.pid if self.controller else None,
             of_port=self.config.of_port,
+            of_protocol=self.config.of_protocol,
             api_url=None if self.controller is None else self.state.api_url,
             ovs=f"Open vSwitch: {who}, run dir {env.rundir}",
         )
@@ -379,6 +400,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--health-timeout", type=float, default=30.0)
     p.add_argument("--external-controller", action="store_true")
     p.add_argument("--ovs-rundir", type=Path)
+    p.add_argument("--tls", action="store_true")
     p.add_argument("--report-fd", type=int, default=-1)
     return p.parse_args(argv)
 
@@ -393,6 +415,7 @@ def _config(a: argparse.Namespace) -> LabConfig:
         external_controller=a.external_controller,
         ovs_rundir=a.ovs_rundir,
         health_timeout=a.health_timeout,
+        tls=a.tls,
     )
 
 

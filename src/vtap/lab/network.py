@@ -87,7 +87,9 @@ def disable_ipv6(intf: str) -> None:
 class LabNetwork:
     """One Mininet network: build (hosts, links), then start (bridges, controller target)."""
 
-    def __init__(self, plan: LeafSpinePlan, of_host: str, of_port: int) -> None:
+    def __init__(
+        self, plan: LeafSpinePlan, of_host: str, of_port: int, protocol: str = "tcp"
+    ) -> None:
         find_tool("ethtool", "ethtool")  # QuietHost needs it, or TCP/UDP silently break
         setLogLevel("warning")
         # Mininet has its own handler; without this its warnings also reach the root logger.
@@ -105,7 +107,7 @@ class LabNetwork:
             autoSetMacs=False,
             waitConnected=False,
         )
-        self.net.addController(LabController("c0", ip=of_host, port=of_port))
+        self.net.addController(LabController("c0", ip=of_host, port=of_port, protocol=protocol))
 
     def build(self) -> None:
         self.net.build()

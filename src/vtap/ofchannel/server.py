@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from vtap.errors import VtapError
@@ -18,6 +19,16 @@ from vtap.ofchannel.session import HandshakeError, SwitchSession
 log = logging.getLogger(__name__)
 
 SessionHandler = Callable[[SwitchSession], Awaitable[None]]
+
+
+def tls_context(cert: str, key: str, client_ca: str) -> ssl.SSLContext:
+    """A server context that admits only peers with a certificate `client_ca` signed."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.load_verify_locations(client_ca)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 class OpenFlowServer:
@@ -32,7 +43,9 @@ class OpenFlowServer:
         echo_interval: float = 5.0,
         echo_timeout: float = 15.0,
         request_timeout: float = 10.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        self.tls = tls
         self.host = host
         self.port = port
         self._handler = handler
@@ -47,7 +60,12 @@ class OpenFlowServer:
     async def start(self) -> None:
         try:
             self._server = await asyncio.start_server(
-                self._accept, self.host, self.port, reuse_address=True
+                self._accept,
+                self.host,
+                self.port,
+                reuse_address=True,
+                ssl=self.tls,
+                ssl_handshake_timeout=5.0 if self.tls else None,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -58,7 +76,7 @@ class OpenFlowServer:
             raise VtapError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         sock = self._server.sockets[0].getsockname()
         self.port = sock[1]
-        log.info("OpenFlow listening on %s:%s", sock[0], sock[1])
+        log.info("OpenFlow listening on %s:%s:%s", "ssl" if self.tls else "tcp", sock[0], sock[1])
 
     async def close(self) -> None:
         if self._server is not None:
