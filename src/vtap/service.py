@@ -21,6 +21,7 @@ from vtap.settings import Settings
 from vtap.store.hosts import SqliteHostRepository
 from vtap.store.lock import StoreLock
 from vtap.store.sqlite import SqlitePolicyRepository
+from vtap.store.tokens import SqliteTokenRepository
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,14 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         store = SqlitePolicyRepository(settings.policy_db)
         hosts_store = SqliteHostRepository(settings.policy_db)
+        tokens = SqliteTokenRepository(settings.policy_db)
     except Exception:
         api_sock.close()
         lock.release()
         raise
-    controller = Controller(settings, store, hosts_store=hosts_store)
+    controller = Controller(settings, store, hosts_store=hosts_store, tokens=tokens)
+    if not settings.auth:
+        log.warning("REST API without authentication (VTAP_AUTH=false)")
     tls = None
     if settings.tls_dir is not None:
         pki = Pki(settings.tls_dir)

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from vtap.api.auth import Operator
 from vtap.api.deps import PoliciesDep
 from vtap.api.ofctl import rules_report
 from vtap.api.schemas import PolicyRules, PolicyStats
@@ -32,7 +33,13 @@ def _not_found(exc: PolicyNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Policy, responses=_CONFLICT)
+@router.post(
+    dependencies=[Operator],
+    path="",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Policy,
+    responses=_CONFLICT,
+)
 async def create_policy(spec: PolicySpec, policies: PoliciesDep) -> Policy:
     """Create a policy. The answer comes after the first install attempt, so `status` is
     usually already `active` (or `pending` with the reason, e.g. an undiscovered monitor)."""
@@ -58,7 +65,8 @@ BATCH_SCHEMA.pop("$defs", None)
 
 
 @router.post(
-    "/bulk",
+    dependencies=[Operator],
+    path="/bulk",
     status_code=status.HTTP_201_CREATED,
     response_model=list[Policy],
     responses={
@@ -153,7 +161,8 @@ class ReplaceResult(BaseModel):
 
 
 @router.put(
-    "",
+    dependencies=[Operator],
+    path="",
     response_model=ReplaceResult,
     responses={
         409: {"description": "Two items share a name, or a match and monitor"},
@@ -234,7 +243,8 @@ class PolicyIds(BaseModel):
 
 
 @router.post(
-    "/bulk-delete",
+    dependencies=[Operator],
+    path="/bulk-delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "An id names no policy (nothing was deleted)"}},
 )
@@ -263,7 +273,12 @@ def get_policy(policy_id: int, policies: PoliciesDep) -> Policy:
         raise _not_found(exc) from exc
 
 
-@router.patch("/{policy_id}", response_model=Policy, responses={**_NOT_FOUND, **_CONFLICT})
+@router.patch(
+    dependencies=[Operator],
+    path="/{policy_id}",
+    response_model=Policy,
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
 async def update_policy(policy_id: int, patch: PolicyPatch, policies: PoliciesDep) -> Policy:
     """Change some fields (null makes a field a wildcard); `enabled` enables or disables."""
     try:
@@ -278,7 +293,12 @@ async def update_policy(policy_id: int, patch: PolicyPatch, policies: PoliciesDe
         raise RequestValidationError(errors) from exc
 
 
-@router.delete("/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
+@router.delete(
+    dependencies=[Operator],
+    path="/{policy_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_NOT_FOUND,
+)
 async def delete_policy(policy_id: int, policies: PoliciesDep) -> Response:
     try:
         await policies.delete(policy_id)

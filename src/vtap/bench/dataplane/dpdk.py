@@ -34,6 +34,7 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+from vtap import apiauth
 from vtap.bench.dataplane import harness
 from vtap.bench.dataplane.harness import Sample, Testbed, VtapError, sh, wait_for
 from vtap.lab.ovs import OvsTools, _refuse_second_vswitchd
@@ -244,10 +245,9 @@ class DpdkTestbed(Testbed):
             proc.wait(5)
 
     def _wait_learnt(self, roles: tuple[str, ...]) -> None:
-        import httpx
 
         def known() -> bool:
-            hosts = httpx.get(f"{self.api}/topology", timeout=20).text
+            hosts = apiauth.get(f"{self.api}/topology", timeout=20).text
             return all(MAC[r] in hosts for r in roles)
 
         # Generous: busy-polling endpoints share core 0 with the controller.

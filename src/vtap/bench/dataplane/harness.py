@@ -42,13 +42,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-
+from vtap import apiauth
+from vtap.domain.tokens import Role
 from vtap.errors import VtapError
 from vtap.lab.ovs import OvsEnv, OvsService
 from vtap.openflow.pipeline import Owner, owner_of, owns_group
+from vtap.store.tokens import SqliteTokenRepository
 
 SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
 METHODS = ("none", "mirror", "vtap")
@@ -428,6 +430,10 @@ class Testbed:
         # The sender's one flow lives for the whole run. On a busy 2-core machine OVS's
         # revalidators may not push its datapath counters to the OpenFlow rule in time, and
         # the reactive path entry would idle out under full traffic: give it a long timeout.
+        # The bench authenticates like any client: an admin token in this controller's store.
+        tokens = SqliteTokenRepository(state / "policies.db")
+        _, os.environ["VTAP_TOKEN"] = tokens.create("bench", Role.ADMIN, datetime.now(UTC))
+        tokens.close()
         env = {**os.environ, "VTAP_STATE_DIR": str(state), "VTAP_FLOW_IDLE_TIMEOUT": "3600"}
         clog = (state / "controller.log").open("wb")
         self.controller = subprocess.Popen(
@@ -435,7 +441,7 @@ class Testbed:
              "--api", f"127.0.0.1:{api_port}", "--log-level", "info"],
             stdout=clog, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
-        wait_for(lambda: httpx.get(f"{self.api}/health", timeout=1).status_code < 500, 20,
+        wait_for(lambda: apiauth.get(f"{self.api}/health", timeout=1).status_code < 500, 20,
                  "the vtap controller's REST API")  # fmt: skip
 
     def _connect_controller(self) -> None:
@@ -499,7 +505,7 @@ class Testbed:
             for role in senders:
                 spec = {"name": f"bench-dataplane-{role}", "src_ip": self.ip_of(role),
                         "monitor_ip": self.ip_of("monitor")}  # fmt: skip
-                resp = httpx.post(f"{self.api}/policies", json=spec, timeout=10)
+                resp = apiauth.post(f"{self.api}/policies", json=spec, timeout=10)
                 if resp.status_code != 201:
                     raise VtapError(f"creating the vTAP policy failed: {resp.text}")
                 self.policy_ids.append(int(resp.json()["id"]))
@@ -509,7 +515,7 @@ class Testbed:
                     60, "the vTAP policies to be active",
                 )  # fmt: skip
             except VtapError:
-                states = [httpx.get(f"{self.api}/policies/{p}", timeout=20).json()
+                states = [apiauth.get(f"{self.api}/policies/{p}", timeout=20).json()
                           for p in self.policy_ids]  # fmt: skip
                 why = "; ".join(f"{s['name']}: {s['status']} ({s.get('status_reason')})"
                                 for s in states)  # fmt: skip
@@ -519,7 +525,7 @@ class Testbed:
         self.ovs.appctl("revalidator/purge")
 
     def _policy_status(self, policy_id: int) -> str:
-        return str(httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()["status"])
+        return str(apiauth.get(f"{self.api}/policies/{policy_id}", timeout=20).json()["status"])
 
     def clear_method(self) -> None:
         assert self.ovs is not None
@@ -528,7 +534,7 @@ class Testbed:
             self.mirror = False
         if self.policy_ids:
             for policy_id in self.policy_ids:
-                httpx.delete(f"{self.api}/policies/{policy_id}", timeout=10)
+                apiauth.delete(f"{self.api}/policies/{policy_id}", timeout=10)
             self.policy_ids = []
             time.sleep(0.5)
         self.ovs.appctl("revalidator/purge")
@@ -556,7 +562,7 @@ class Testbed:
         return sum(by_table.values()), ordered, groups
 
     def summary(self) -> dict[str, int]:
-        resp = httpx.get(f"{self.api}/policies/summary", timeout=30)
+        resp = apiauth.get(f"{self.api}/policies/summary", timeout=30)
         resp.raise_for_status()
         return {k: int(v) for k, v in resp.json().items()}
 
@@ -567,7 +573,7 @@ class Testbed:
         record = PolicySet(label, len(specs), dict(Counter(spec_shape(s) for s in specs)))
         record.tap_flows_before = self.tap_rules()[0]
         t0 = time.monotonic()
-        resp = httpx.post(f"{self.api}/policies/bulk", json={"policies": specs}, timeout=timeout)
+        resp = apiauth.post(f"{self.api}/policies/bulk", json={"policies": specs}, timeout=timeout)
         if resp.status_code != 201:
             raise VtapError(f"bulk create of {len(specs)} policies: {resp.status_code} "
                             f"{resp.text[:300]}")  # fmt: skip
@@ -598,7 +604,7 @@ class Testbed:
         reasons = []
         for policy_id in ids:
             with suppress(Exception):
-                p = httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()
+                p = apiauth.get(f"{self.api}/policies/{policy_id}", timeout=20).json()
                 if p["status"] != "active":
                     reasons.append(f"{p['name']}: {p['status']} ({p.get('status_reason')})")
         return ("; e.g. " + "; ".join(reasons[:5])) if reasons else ""
@@ -608,7 +614,7 @@ class Testbed:
         flow entry (nothing else may be set then: the method is cleared first)."""
         self.clear_method()
         t0 = time.monotonic()
-        resp = httpx.post(
+        resp = apiauth.post(
             f"{self.api}/policies/bulk-delete", json={"ids": self.background}, timeout=timeout
         )
         if resp.status_code != 204:
