@@ -89,3 +89,27 @@ def test_token_create_as_root_prints_the_token_alone_on_the_last_line(tmp_path: 
     )  # fmt: skip
     assert wrong.returncode != 0 and "Traceback" not in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+async def test_every_change_is_in_the_audit_log_with_who_before_and_after(
+    controller: Controller,
+) -> None:
+    operator = admin_headers(controller, Role.OPERATOR)
+    async with _client(controller, admin_headers(controller)) as admin:
+        made = await admin.post(POLICIES, json=spec_body("audited"), headers=operator)
+        pid = made.json()["id"]
+        await admin.patch(f"{POLICIES}/{pid}", json={"dst_port": 81}, headers=operator)
+        await admin.delete(f"{POLICIES}/{pid}", headers=operator)
+        token = await admin.post("/api/v1/tokens", json={"role": "viewer", "name": "ro"})
+        assert (await admin.get("/api/v1/audit", headers=operator)).status_code == 403
+        log = (await admin.get("/api/v1/audit")).json()
+    assert [e["action"] for e in log] == [
+        "policy.create", "policy.update", "policy.delete", "token.create",
+    ]  # fmt: skip
+    create, update, delete, made_token = log
+    assert create["who"].startswith("test-operator (token ") and create["before"] is None
+    assert create["after"]["name"] == "audited" and create["subject"] == f"policy {pid}"
+    assert (update["before"]["dst_port"], update["after"]["dst_port"]) == (80, 81)
+    assert delete["before"]["dst_port"] == 81 and delete["after"] is None
+    assert made_token["after"]["name"] == "ro" and made_token["who"].startswith("test-admin")
+    assert token.json()["token"] not in str(log)  # never a secret

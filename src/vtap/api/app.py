@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from vtap import __version__
 from vtap.api.auth import Admin, Viewer
 from vtap.api.guard import RequestGuard, validation_error
-from vtap.api.routes import alerts, events, flows, health, paths, policies, tokens, topology
+from vtap.api.routes import alerts, audit, events, flows, health, paths, policies, tokens, topology
 from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 
@@ -41,6 +41,7 @@ def create_app(controller: Controller) -> FastAPI:
     for router in (topology, policies, paths, flows, events, alerts):
         app.include_router(router.router, prefix=API_PREFIX, dependencies=[Viewer])
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[Admin])
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=[Admin])
     # Last, so that every API route and /docs match first; the console is at "/".
     app.mount("/", StaticFiles(directory=ui_dir(), html=True), name="ui")
     return app

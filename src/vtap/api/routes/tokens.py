@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field, field_validator
 
+from vtap.api.auditing import record
 from vtap.domain.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
@@ -43,11 +44,13 @@ class NewToken(TokenOut):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=NewToken)
-def create_token(body: TokenIn, request: Request) -> NewToken:
+async def create_token(body: TokenIn, request: Request) -> NewToken:
     info, secret = request.app.state.controller.tokens.create(
         body.name, body.role, datetime.now(UTC)
     )
-    return NewToken(**TokenOut.of(info).model_dump(), token=secret)
+    out = TokenOut.of(info)
+    await record(request, [("token.create", f"token {info.id}", None, out.model_dump(mode="json"))])
+    return NewToken(**out.model_dump(), token=secret)
 
 
 @router.get("", response_model=list[TokenOut])
@@ -56,7 +59,11 @@ def list_tokens(request: Request) -> list[TokenOut]:
 
 
 @router.delete("/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, request: Request) -> Response:
-    if not request.app.state.controller.tokens.revoke(token_id):
+async def revoke_token(token_id: int, request: Request) -> Response:
+    tokens = request.app.state.controller.tokens
+    before = next((t for t in tokens.list() if t.id == token_id), None)
+    if before is None or not tokens.revoke(token_id):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no token {token_id}")
+    old = TokenOut.of(before).model_dump(mode="json")
+    await record(request, [("token.revoke", f"token {token_id}", old, None)])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
