@@ -24,12 +24,14 @@ def _register() -> None:
     from vtap.lab.cli import register as register_lab
     from vtap.pki_cli import register as register_pki
     from vtap.policy_cli import register as register_policy
+    from vtap.token_cli import register as register_token
 
     register_controller(app)
     register_lab(app)
     register_demo(app)
     register_policy(app)
     register_pki(app)
+    register_token(app)
     register_bench_controlplane(app)  # creates the `bench` group; dataplane joins it
     register_bench_dataplane(app)  # joins the `bench` group; keep it after its registration
 

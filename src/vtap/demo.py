@@ -19,10 +19,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from vtap import apiauth
 from vtap.errors import VtapError
 from vtap.lab.reach import ping_all
 from vtap.lab.topo import LeafSpinePlan
 from vtap.lab.traffic import Capture, FrameSpec, by_payload, send
+from vtap.settings import Settings
 
 
 def vtap_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -44,7 +46,7 @@ def wait_for_fabric(api: str, plan: LeafSpinePlan, timeout: float) -> dict:
     topo: dict = {}
     while time.monotonic() < deadline:
         try:
-            topo = httpx.get(f"{api}/api/v1/topology", timeout=2).json()
+            topo = apiauth.get(f"{api}/api/v1/topology", timeout=2).json()
         except httpx.HTTPError:
             topo = {}
         switches = [s for s in topo.get("switches", []) if s.get("connected")]
@@ -86,7 +88,7 @@ def _host(n: int) -> tuple[str, str]:
 def seed_taps(api: str, workdir: Path, count: int = 200) -> Table:
     """Apply the seed's two example policies, send matching and non-matching traffic and
     show what the monitors captured."""
-    client = httpx.Client(base_url=f"{api}/api/v1", timeout=30)
+    client = apiauth.client(f"{api}/api/v1", 30)
     existing = {p["name"]: p for p in client.get("/policies").json()}
     monitors = {}
     for spec in SEED_TAPS:
@@ -173,10 +175,17 @@ def demo(
     if report.failed:
         shown = ", ".join(f"{a}->{b}" for a, b in report.failed[:10])
         raise VtapError(f"{len(report.failed)} host pairs cannot reach each other: {shown}")
-    topo = httpx.get(f"{api}/api/v1/topology", timeout=5).json()
+    topo = apiauth.get(f"{api}/api/v1/topology", timeout=5).json()
     console.print(f"Hosts discovered: {len(topo['hosts'])}")
     console.print(seed_taps(api, Path(tempfile.mkdtemp(prefix="vtap-demo-"))))
     console.print(f"REST API: {api}/api/v1/topology   OpenAPI: {api}/docs")
+    token = apiauth.client_token()
+    vtap_bin = Path(sys.executable).parent / "vtap"
+    console.print(f"Console (logs in): {api}/?token={token}")
+    console.print(
+        f"API tokens: the lab's admin token is in {apiauth.token_file(Settings().state_dir)}; "
+        f"more with {vtap_bin} token create --role viewer|operator|admin"
+    )
     console.print(f"Try: {Path(sys.executable).parent / 'vtap'} lab exec h1 -- ping -c3 10.0.0.16")
     console.print(f"Policies: {Path(sys.executable).parent / 'vtap'} policy list")
     console.print(f"Stop everything: {Path(sys.executable).parent / 'vtap'} lab down")

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from vtap import apiauth
 from vtap.domain.policy import SPEC_FIELDS, PolicyIdentity, PolicySpec
 from vtap.errors import VtapError
 
@@ -35,7 +36,9 @@ class ApiClient:
             raise VtapError(f"--api {base!r} is not a valid URL: {exc}") from exc
         if url.scheme not in ("http", "https") or not url.host:
             raise VtapError(f"--api must be an http:// URL (e.g. {DEFAULT_API}), not {base!r}")
-        self._http = httpx.Client(base_url=f"{self.base}/api/v1", timeout=30)
+        self._http = httpx.Client(
+            base_url=f"{self.base}/api/v1", timeout=30, headers=apiauth.headers()
+        )
 
     def call(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None

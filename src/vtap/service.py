@@ -18,9 +18,11 @@ from vtap.errors import VtapError
 from vtap.ofchannel.server import OpenFlowServer, tls_context
 from vtap.pki import Pki
 from vtap.settings import Settings
+from vtap.store.auditlog import SqliteAuditLog
 from vtap.store.hosts import SqliteHostRepository
 from vtap.store.lock import StoreLock
 from vtap.store.sqlite import SqlitePolicyRepository
+from vtap.store.tokens import SqliteTokenRepository
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +73,17 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         store = SqlitePolicyRepository(settings.policy_db)
         hosts_store = SqliteHostRepository(settings.policy_db)
+        tokens = SqliteTokenRepository(settings.policy_db)
+        audit_log = SqliteAuditLog(settings.policy_db)
     except Exception:
         api_sock.close()
         lock.release()
         raise
-    controller = Controller(settings, store, hosts_store=hosts_store)
+    controller = Controller(
+        settings, store, hosts_store=hosts_store, tokens=tokens, audit_log=audit_log
+    )
+    if not settings.auth:
+        log.warning("REST API without authentication (VTAP_AUTH=false)")
     tls = None
     if settings.tls_dir is not None:
         pki = Pki(settings.tls_dir)
@@ -83,6 +91,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             api_sock.close()
             store.close()
             hosts_store.close()
+            tokens.close()
+            audit_log.close()
             lock.release()
             raise VtapError(problem)
         tls = tls_context(
@@ -103,6 +113,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         api_sock.close()
         store.close()
         hosts_store.close()
+        tokens.close()
+        audit_log.close()
         lock.release()
         raise
     api = _ApiServer(
@@ -140,5 +152,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         api_sock.close()
         store.close()
         hosts_store.close()
+        tokens.close()
+        audit_log.close()
         lock.release()
         log.info("vtap controller stopped")

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     # Host names the REST API answers to (DNS-rebinding guard); empty: loopback names and
     # api_host. JSON from the environment: VTAP_API_HOSTS='["vtap.example.net"]'.
     api_hosts: frozenset[str] = frozenset()
+    auth: bool = True  # tokens required on the REST API (VTAP_AUTH=false turns that off)
     api_max_body: int = Field(32 * 1024 * 1024, ge=1024)  # bytes; larger bodies get 413
     duplicate_probe: float = Field(2.0, gt=0)  # s the live holder of a datapath id has to answer
 

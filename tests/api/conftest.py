@@ -21,6 +21,7 @@ from vtap.api.app import create_app
 from vtap.controller import policies as policy_service
 from vtap.controller.core import Controller
 from vtap.domain.policy import Policy, PolicySpec
+from vtap.domain.tokens import Role
 from vtap.settings import Settings
 from vtap.store import MemoryPolicyRepository
 
@@ -59,10 +60,18 @@ async def controller(
         await rounds
 
 
+def admin_headers(controller: Controller, role: Role = Role.ADMIN) -> dict[str, str]:
+    """A token of `role` in the controller's store: tests authenticate like any client."""
+    _, secret = controller.tokens.create(f"test-{role.value}", role, datetime.now(UTC))
+    return {"Authorization": f"Bearer {secret}"}
+
+
 @pytest.fixture
 async def client(controller: Controller) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(controller))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1", headers=admin_headers(controller)
+    ) as http:
         yield http
 
 

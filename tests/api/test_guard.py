@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import admin_headers
 from vtap.api.app import create_app
 from vtap.controller.core import Controller
 from vtap.settings import Settings
@@ -20,9 +21,11 @@ LIMIT = 64 * 1024
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(state_dir=tmp_path, api_max_body=LIMIT, api_hosts=["vtap.lab", "::1"])
-    app = create_app(Controller(settings, MemoryPolicyRepository()))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://vtap.lab:8080") as http:
+    controller = Controller(settings, MemoryPolicyRepository())
+    transport = httpx.ASGITransport(app=create_app(controller))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://vtap.lab:8080", headers=admin_headers(controller)
+    ) as http:
         yield http
 
 

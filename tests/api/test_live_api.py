@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.conftest import admin_headers
 from tests.api.livekit import FakeFabric, ip
 from vtap.api.app import create_app
 from vtap.api.schemas import FlowOut, PolicyLive, TopologyOut
@@ -43,7 +44,9 @@ async def live(tmp_path: Path) -> AsyncIterator[tuple[Controller, FakeFabric]]:
 @pytest.fixture
 async def api(live: tuple[Controller, FakeFabric]) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_app(live[0]))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1", headers=admin_headers(live[0])
+    ) as http:
         yield http
 
 

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from unittest import mock
@@ -36,7 +37,9 @@ from tests.unit.leafspine import Fabric
 from vtap import cli, service
 from vtap.controller import policies as policy_service
 from vtap.controller.core import Controller
+from vtap.domain.tokens import Role
 from vtap.settings import Settings
+from vtap.store.tokens import SqliteTokenRepository
 
 
 def _free_port() -> int:
@@ -61,6 +64,10 @@ class ControllerThread:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.api_port}"
+        tokens = SqliteTokenRepository(settings.policy_db)  # the CLI authenticates like anyone
+        _, self.token = tokens.create("tests", Role.ADMIN, datetime.now(UTC))
+        tokens.close()
+        _TOKEN[0] = self.token
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -150,7 +157,9 @@ def own_controller(_patched: None, tmp_path: Path) -> Iterator[ControllerThread]
 
 def _clear(ctl: ControllerThread) -> None:
     for policy in policies(ctl):
-        resp = httpx.delete(f"{ctl.url}/api/v1/policies/{policy['id']}", timeout=10)
+        resp = httpx.delete(
+            f"{ctl.url}/api/v1/policies/{policy['id']}", timeout=10, headers=_auth()
+        )
         assert resp.status_code == 204, resp.text
 
 
@@ -168,8 +177,16 @@ class Result:
     err: str
 
 
+_TOKEN = [""]  # the admin token of the controller the tests talk to
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {_TOKEN[0]}"}
+
+
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTAP_")}
+    env["VTAP_TOKEN"] = _TOKEN[0]
     env["COLUMNS"] = "200"  # rich tables: no wrapped or truncated cells
     env.update(extra)
     return env
@@ -233,7 +250,7 @@ def one_line_error(result: Result) -> str:
 
 def policies(ctl: ControllerThread) -> list[dict[str, Any]]:
     """The controller's policies, read through the REST API (not through the CLI under test)."""
-    resp = httpx.get(f"{ctl.url}/api/v1/policies", timeout=10)
+    resp = httpx.get(f"{ctl.url}/api/v1/policies", timeout=10, headers=_auth())
     assert resp.status_code == 200
     return resp.json()
 
@@ -333,7 +350,9 @@ def test_rules_prints_each_switch_and_its_ofctl_rules(own_controller: Controller
         r"policy \d+ \(web\): pending \(switch s\w+ is not connected\)", out.strip()
     )
     [web] = policies(own_controller)
-    compiled = httpx.get(f"{api}/api/v1/policies/{web['id']}/rules", timeout=10).json()
+    compiled = httpx.get(
+        f"{api}/api/v1/policies/{web['id']}/rules", timeout=10, headers=_auth()
+    ).json()
     assert compiled["switches"]
 
     expected = []

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.integration.labkit import vtap, wait_until
+from vtap import apiauth
 from vtap.lab.topo import LeafSpinePlan
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,7 +56,7 @@ def lab_background(host: str, *cmd: str) -> subprocess.Popen[str]:
 
 def _fabric_ready() -> bool:
     try:
-        topo = httpx.get(f"{API}/api/v1/topology", timeout=2).json()
+        topo = apiauth.get(f"{API}/api/v1/topology", timeout=2).json()
     except (httpx.HTTPError, ValueError):
         return False
     connected = [s for s in topo["switches"] if s["connected"]]
@@ -115,7 +116,7 @@ def page(browser):  # type: ignore[no-untyped-def]
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{API}/#policies")
+    page.goto(f"{API}/?token={apiauth.client_token()}#policies")  # the login link lab up prints
     page.wait_for_selector("#conn.up", timeout=10_000)
     yield page
     context.close()

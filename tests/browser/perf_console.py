@@ -22,6 +22,7 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from vtap import apiauth
 
 WATCH = """
 window.__longest = 0; window.__gaps = [];
@@ -52,7 +53,7 @@ def measure(url: str, policies: int, flows: int) -> dict[str, float]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 900})
         start = time.perf_counter()
-        page.goto(f"{url}/#policies")
+        page.goto(f"{url}/?token={apiauth.client_token()}#policies")
         page.wait_for_function(
             f"document.querySelector('#page-policies .count').textContent === "
             f"'{policies} of {policies}'",

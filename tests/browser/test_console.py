@@ -10,18 +10,18 @@ from __future__ import annotations
 import re
 import time
 
-import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import API, lab_background, lab_exec, shot
 from tests.integration.labkit import wait_until
+from vtap import apiauth
 
 H1, H3, H5, H6, H7, H8 = (f"10.0.0.{i}" for i in (1, 3, 5, 6, 7, 8))
 SLOW = 30_000  # ms: an install waits for switches to settle (tap_settle) after the lab came up
 
 
 def policies() -> list[dict]:
-    return httpx.get(f"{API}/api/v1/policies", timeout=5).json()
+    return apiauth.get(f"{API}/api/v1/policies", timeout=5).json()
 
 
 def row(page: Page, name: str):  # type: ignore[no-untyped-def]
@@ -87,7 +87,7 @@ def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Pag
 
         def request_flow() -> bool:
             nonlocal flow_id
-            flows = httpx.get(f"{API}/api/v1/flows", params={"host": H3}, timeout=5).json()
+            flows = apiauth.get(f"{API}/api/v1/flows", params={"host": H3}, timeout=5).json()
             items = flows["flows"] if isinstance(flows, dict) else flows
             found = [f["id"] for f in items if f["src_ip"] == H3 and f["dst_ip"] == H6]
             flow_id = found[0] if found else ""
@@ -149,6 +149,23 @@ def test_delete_asks_then_removes_the_policy(page: Page) -> None:
     expect(page.locator(".modal.confirm")).to_contain_text(tapped["name"])
     page.click(".modal.confirm [data-confirm]")
     expect(row(page, tapped["name"])).to_have_count(0, timeout=SLOW)
-    gone = httpx.get(f"{API}/api/v1/policies/{tapped['id']}", timeout=5)
+    gone = apiauth.get(f"{API}/api/v1/policies/{tapped['id']}", timeout=5)
     assert gone.status_code == 404
     assert all(p["id"] != tapped["id"] for p in policies())
+
+
+def test_without_a_token_the_console_asks_for_one(browser) -> None:  # type: ignore[no-untyped-def]
+    """Opened without the login link, the console asks; with the right token it goes live."""
+    context = browser.new_context()
+    page = context.new_page()
+    asked: list[str] = []
+
+    def answer(dialog) -> None:  # type: ignore[no-untyped-def]
+        asked.append(dialog.message)
+        dialog.accept(apiauth.client_token() or "")
+
+    page.on("dialog", answer)
+    page.goto(f"{API}/#policies")
+    page.wait_for_selector("#conn.up", timeout=10_000)
+    assert asked and "token" in asked[0]
+    context.close()

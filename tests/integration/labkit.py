@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from vtap import apiauth
 from vtap.lab.topo import LeafSpinePlan
 
 OURS = "cookie=0x5654"
@@ -83,8 +84,16 @@ class Lab:
         out = self.ofctl("dump-flows", bridge, "--no-stats")
         return sorted(line.strip() for line in out.splitlines() if OURS in line)
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The lab's admin token (`vtap lab up` writes it into the state dir)."""
+        return apiauth.headers(self.state_dir)
+
+    def client(self, timeout: float = 30) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.api}/api/v1", timeout=timeout, headers=self.headers)
+
     def topology(self) -> dict:
-        return httpx.get(f"{self.api}/api/v1/topology", timeout=5).json()
+        return httpx.get(f"{self.api}/api/v1/topology", timeout=5, headers=self.headers).json()
 
     def exec(self, host: str, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return vtap("lab", "exec", host, "--", *cmd, timeout=timeout)

@@ -93,7 +93,7 @@ def fuzz_messages(rng: random.Random, n: int) -> Iterator[list[bytes]]:
 
 
 def test_a_lying_switch_costs_only_its_own_sessions(lab: Lab, tmp_path: Path) -> None:
-    api = httpx.Client(base_url=f"{lab.api}/api/v1", timeout=30)
+    api = lab.client()
     controller_pid = lab.state["controller"]["pid"]
     policy = api.post(
         "/policies",
@@ -130,7 +130,7 @@ def test_a_lying_switch_costs_only_its_own_sessions(lab: Lab, tmp_path: Path) ->
     failures: list[str] = []
 
     def probe() -> None:
-        with httpx.Client(base_url=f"{lab.api}/api/v1", timeout=HEALTH_TIMEOUT) as client:
+        with lab.client(timeout=HEALTH_TIMEOUT) as client:
             while not done.is_set():
                 start = time.monotonic()
                 try:
@@ -216,7 +216,7 @@ def reconciled(lab: Lab) -> list[str]:
 
 
 def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> None:
-    api = httpx.Client(base_url=f"{lab.api}/api/v1", timeout=30)
+    api = lab.client()
     policy = api.post(
         "/policies",
         json={"name": "drift", "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",

@@ -64,7 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def api(lab: Lab) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=f"{lab.api}/api/v1", timeout=30) as client:
+    with lab.client() as client:
         yield client
 
 

@@ -10,7 +10,6 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.integration.fuzzswitch import HEADER, FuzzSwitch, read_message
@@ -38,7 +37,7 @@ def _tls_hello(port: int, context: ssl.SSLContext) -> bytes:
 
 def test_switches_connect_over_tls_and_copies_flow(lab: Lab, tmp_path: Path) -> None:
     assert lab.vsctl("get-controller", "leaf1").strip() == "ssl:127.0.0.1:6653"
-    api = httpx.Client(base_url=f"{lab.api}/api/v1", timeout=30)
+    api = lab.client()
     policy = api.post(
         "/policies",
         json={"name": "tls", "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",

@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from vtap import __version__
+from vtap.api.auth import Admin, Viewer
 from vtap.api.guard import RequestGuard, validation_error
-from vtap.api.routes import alerts, events, flows, health, paths, policies, topology
+from vtap.api.routes import alerts, audit, events, flows, health, paths, policies, tokens, topology
 from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 
@@ -36,13 +37,11 @@ def create_app(controller: Controller) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.controller = controller
     app.state.views = LiveViews(controller)
-    app.include_router(health.router, prefix=API_PREFIX)
-    app.include_router(topology.router, prefix=API_PREFIX)
-    app.include_router(policies.router, prefix=API_PREFIX)
-    app.include_router(paths.router, prefix=API_PREFIX)
-    app.include_router(flows.router, prefix=API_PREFIX)
-    app.include_router(events.router, prefix=API_PREFIX)
-    app.include_router(alerts.router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)  # open: liveness probes
+    for router in (topology, policies, paths, flows, events, alerts):
+        app.include_router(router.router, prefix=API_PREFIX, dependencies=[Viewer])
+    app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[Admin])
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=[Admin])
     # Last, so that every API route and /docs match first; the console is at "/".
     app.mount("/", StaticFiles(directory=ui_dir(), html=True), name="ui")
     return app

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from vtap import apiauth
 from vtap.bench.labrun import (
     BenchError,
     LabTarget,
@@ -43,13 +44,13 @@ LATENCY_FIRST_PORT = 60_000  # latency samples' ports: clear of the background s
 
 
 def summary(target: LabTarget) -> dict[str, int]:
-    resp = httpx.get(f"{target.url}/policies/summary", timeout=30)
+    resp = apiauth.get(f"{target.url}/policies/summary", timeout=30)
     resp.raise_for_status()
     return resp.json()
 
 
 def health(target: LabTarget) -> dict[str, Any]:
-    resp = httpx.get(f"{target.url}/health", timeout=30)
+    resp = apiauth.get(f"{target.url}/health", timeout=30)
     resp.raise_for_status()
     return resp.json()
 
@@ -72,7 +73,9 @@ def create_bulk(target: LabTarget, specs: list[dict[str, Any]]) -> list[dict[str
     for first in range(0, len(specs), MAX_BATCH):
         chunk = specs[first : first + MAX_BATCH]
         try:
-            resp = httpx.post(f"{target.url}/policies/bulk", json={"policies": chunk}, timeout=1800)
+            resp = apiauth.post(
+                f"{target.url}/policies/bulk", json={"policies": chunk}, timeout=1800
+            )
         except httpx.HTTPError as exc:
             raise BenchError(f"bulk create of {len(chunk)}: {type(exc).__name__}: {exc}") from exc
         if resp.status_code != 201:
@@ -106,12 +109,12 @@ def delete_everything(target: LabTarget) -> float:
     """Delete every policy in bulk; seconds until no TAP rule is left on any switch (label
     entries linger two seconds after their last user, see controller/reconciler.py)."""
     start = time.perf_counter()
-    resp = httpx.get(f"{target.url}/policies", timeout=300)
+    resp = apiauth.get(f"{target.url}/policies", timeout=300)
     resp.raise_for_status()
     ids = [p["id"] for p in resp.json()]
     for first in range(0, len(ids), MAX_BATCH):
         chunk = ids[first : first + MAX_BATCH]
-        resp = httpx.post(f"{target.url}/policies/bulk-delete", json={"ids": chunk}, timeout=1800)
+        resp = apiauth.post(f"{target.url}/policies/bulk-delete", json={"ids": chunk}, timeout=1800)
         if resp.status_code != 204:
             raise BenchError(f"bulk delete: {resp.status_code} {resp.text[:200]}")
     wait_for(lambda: counts(snapshot(target)) == (0, 0), 300, "TAP rules removed", 0.2)
@@ -240,7 +243,7 @@ def apply_latency(
     response_ms: list[float] = []
     active_ms: list[float] = []
     not_active_at_response = 0
-    with httpx.Client(base_url=target.url, timeout=60) as client:
+    with apiauth.client(target.url, 60) as client:
         for i, spec in enumerate(specs):
             start = time.perf_counter()
             resp = client.post("/policies", json=spec)
@@ -304,14 +307,14 @@ def first_copy(target: LabTarget, count: int, progress: Progress, workdir: Path)
             # destination sees the stream, so the policy meets a flowing stream.
             wait_for(lambda p=at_dst: p.exists() and p.stat().st_size > 200, 30, "stream")
             posted = time.time()
-            resp = httpx.post(f"{target.url}/policies", json=policy, timeout=60)
+            resp = apiauth.post(f"{target.url}/policies", json=policy, timeout=60)
             answered = time.time()
             if resp.status_code != 201:
                 raise BenchError(f"create failed: {resp.status_code} {resp.text[:200]}")
             sender.join(60)
             mon = _timestamps(cm, spec.run)
             dstt = _timestamps(cd, spec.run)
-        httpx.delete(f"{target.url}/policies/{resp.json()['id']}", timeout=60)
+        apiauth.delete(f"{target.url}/policies/{resp.json()['id']}", timeout=60)
         before = [t for t in mon if t < posted]
         after = [t for t in mon if t >= posted]
         samples.append(
@@ -412,14 +415,14 @@ def _zombie(pid: int) -> bool:
 
 def _healthy(target: LabTarget) -> bool:
     try:
-        return httpx.get(f"{target.url}/health", timeout=1).status_code == 200
+        return apiauth.get(f"{target.url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def _all_connected(target: LabTarget) -> bool:
     try:
-        topo = httpx.get(f"{target.url}/topology", timeout=5).json()
+        topo = apiauth.get(f"{target.url}/topology", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return False
     return sum(s["connected"] for s in topo["switches"]) == len(target.plan.switches)

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from vtap import apiauth
 from vtap.errors import VtapError
 from vtap.lab.ctlproc import vtap_command
 from vtap.lab.topo import LeafSpinePlan
@@ -145,7 +146,7 @@ def wait_for(
 
 def _topology(target: LabTarget) -> dict[str, Any] | None:
     try:
-        return httpx.get(f"{target.url}/topology", timeout=5).json()
+        return apiauth.get(f"{target.url}/topology", timeout=5).json()
     except (httpx.HTTPError, ValueError):
         return None
 

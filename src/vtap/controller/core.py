@@ -28,8 +28,10 @@ from vtap.ofchannel import messages as m
 from vtap.ofchannel.session import MALFORMED, BatchError, SessionClosed, SwitchSession
 from vtap.packets import parse_frame
 from vtap.settings import Settings
+from vtap.store.auditlog import AuditLog, MemoryAuditLog
 from vtap.store.base import PolicyRepository
 from vtap.store.hosts import HostRepository, MemoryHostRepository
+from vtap.store.tokens import MemoryTokenRepository, TokenRepository
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,13 @@ class Controller:
         store: PolicyRepository,
         state: ControllerState | None = None,
         hosts_store: HostRepository | None = None,
+        tokens: TokenRepository | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
         self.state = state or ControllerState(settings)
         self.store = store
+        self.tokens = tokens or MemoryTokenRepository()
+        self.audit_log = audit_log or MemoryAuditLog()
         self.forwarding = Forwarding(self.state)
         self.discovery = Discovery(self.state, self.forwarding.links_gone)
         self.reconciler = Reconciler(self.state.sessions, self.state.clock, settings.tap_settle)

@@ -22,11 +22,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
+from vtap.apiauth import token_file, write_token_file
+from vtap.domain.tokens import Role
 from vtap.errors import LabError, VtapError
 from vtap.lab import ctlproc, registry
 from vtap.lab.ovs import OvsEnv, OvsService
@@ -35,6 +38,7 @@ from vtap.lab.state import LEFTOVER_MSG, LabState, StateStore
 from vtap.lab.teardown import cleanup, root_links
 from vtap.lab.topo import LeafSpinePlan
 from vtap.pki import Pki, init_pki
+from vtap.store.tokens import SqliteTokenRepository
 
 if TYPE_CHECKING:
     from vtap.lab.network import LabNetwork
@@ -104,6 +108,7 @@ class LabSummary(BaseModel):
     api_url: str | None
     ovs: str
     of_protocol: str = "tcp"
+    token_file: str | None = None
 
     def lines(self) -> list[str]:
         host_range = f"h1..h{self.hosts}" if self.hosts > 1 else "h1"
@@ -121,6 +126,11 @@ class LabSummary(BaseModel):
             lines.append(
                 f"controller: pid {self.controller_pid}, OpenFlow {self.of_protocol}:{OF_HOST}:"
                 f"{self.of_port}, REST API {self.api_url}/api/v1"
+            )
+        if self.token_file is not None:
+            lines.append(
+                f"API token (admin) in {self.token_file}: vtap commands read it; the console "
+                f"logs in with {self.api_url}/?token=$(cat {self.token_file})"
             )
         lines += [
             f"run a command in a host: vtap lab exec h1 -- ping -c1 10.0.0.{self.hosts}",
@@ -166,6 +176,7 @@ class _Lab:
         self.ovs = ovs
         self.network: LabNetwork | None = None
         self.controller: subprocess.Popen | None = None
+        self.token: str | None = None
         me = ProcRef.of(os.getpid())
         assert me is not None
         self.state = LabState.planned(
@@ -214,6 +225,7 @@ class _Lab:
         self.save()
 
         if not self.config.external_controller:
+            self.token = lab_token(self.config.state_dir)
             self.controller = ctlproc.start_controller(
                 self.config.of_port,
                 self.config.api_host,
@@ -291,6 +303,7 @@ class _Lab:
             of_port=self.config.of_port,
             of_protocol=self.config.of_protocol,
             api_url=None if self.controller is None else self.state.api_url,
+            token_file=str(token_file(self.config.state_dir)) if self.token else None,
             ovs=f"Open vSwitch: {who}, run dir {env.rundir}",
         )
 
@@ -323,6 +336,28 @@ class _Lab:
         cleanup(self.state, self.ovs, log.info)
         self.store.remove()
         registry.withdraw(self.config.state_dir)
+
+
+def lab_token(state_dir: Path) -> str:
+    """The lab's admin token: the one in <state dir>/api-token if the store still knows it,
+    else a new one written there (root only)."""
+    tokens = SqliteTokenRepository(state_dir / "policies.db")
+    try:
+        existing = client_token_file(state_dir)
+        if existing and tokens.find(existing) is not None:
+            return existing
+        _, secret = tokens.create("lab", Role.ADMIN, datetime.now(UTC))
+    finally:
+        tokens.close()
+    write_token_file(state_dir, secret)
+    return secret
+
+
+def client_token_file(state_dir: Path) -> str | None:
+    try:
+        return token_file(state_dir).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def hold(config: LabConfig, reporter: Reporter) -> None:

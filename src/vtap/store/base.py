@@ -75,6 +75,7 @@ class ReplacePlan:
     change: tuple[tuple[int, PolicySpec], ...]  # (id, new spec)
     remove: tuple[Policy, ...]
     unchanged: tuple[Policy, ...]
+    replaced: tuple[Policy, ...] = ()  # the stored policies `change` replaces, in its order
 
     @property
     def empty(self) -> bool:
@@ -87,17 +88,20 @@ def plan_replace(current: Sequence[Policy], desired: Sequence[PolicySpec]) -> Re
     check_batch(desired)
     by_name = {p.name: p for p in current}
     wanted = {spec.name for spec in desired}
-    create, change, unchanged = [], [], []
+    create, change, unchanged, replaced = [], [], [], []
     for spec in desired:
         old = by_name.get(spec.name)
         if old is None:
             create.append(spec)
         elif old.spec() != spec:
             change.append((old.id, spec))
+            replaced.append(old)
         else:
             unchanged.append(old)
     remove = [p for p in current if p.name not in wanted]
-    return ReplacePlan(tuple(create), tuple(change), tuple(remove), tuple(unchanged))
+    return ReplacePlan(
+        tuple(create), tuple(change), tuple(remove), tuple(unchanged), tuple(replaced)
+    )
 
 
 class PolicyRepository(Protocol):

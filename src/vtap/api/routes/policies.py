@@ -12,11 +12,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from vtap.api.auditing import policy_record, record
+from vtap.api.auth import Operator
 from vtap.api.deps import PoliciesDep
 from vtap.api.ofctl import rules_report
 from vtap.api.schemas import PolicyRules, PolicyStats
 from vtap.domain.policy import Policy, PolicyPatch, PolicySpec
-from vtap.store.base import BatchConflict, DuplicateName, DuplicatePolicy, PolicyNotFound
+from vtap.store.auditlog import Change
+from vtap.store.base import (
+    BatchConflict,
+    DuplicateName,
+    DuplicatePolicy,
+    PolicyNotFound,
+    ReplacePlan,
+)
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
@@ -32,14 +41,22 @@ def _not_found(exc: PolicyNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=Policy, responses=_CONFLICT)
-async def create_policy(spec: PolicySpec, policies: PoliciesDep) -> Policy:
+@router.post(
+    dependencies=[Operator],
+    path="",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Policy,
+    responses=_CONFLICT,
+)
+async def create_policy(spec: PolicySpec, policies: PoliciesDep, request: Request) -> Policy:
     """Create a policy. The answer comes after the first install attempt, so `status` is
     usually already `active` (or `pending` with the reason, e.g. an undiscovered monitor)."""
     try:
-        return await policies.create(spec)
+        created = await policies.create(spec)
     except (DuplicatePolicy, DuplicateName) as exc:
         raise _conflict(exc) from exc
+    await record(request, [("policy.create", f"policy {created.id}", None, policy_record(created))])
+    return created
 
 
 MAX_BATCH = 100_000
@@ -58,7 +75,8 @@ BATCH_SCHEMA.pop("$defs", None)
 
 
 @router.post(
-    "/bulk",
+    dependencies=[Operator],
+    path="/bulk",
     status_code=status.HTTP_201_CREATED,
     response_model=list[Policy],
     responses={
@@ -86,6 +104,10 @@ async def create_policies(request: Request, policies: PoliciesDep) -> Response:
         created = await policies.create_many(batch.policies)
     except BatchConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    changes = await asyncio.to_thread(
+        lambda: [("policy.create", f"policy {p.id}", None, policy_record(p)) for p in created]
+    )
+    await record(request, changes)
     body = await asyncio.to_thread(_dump_policies, created)
     return Response(body, status_code=status.HTTP_201_CREATED, media_type="application/json")
 
@@ -153,7 +175,8 @@ class ReplaceResult(BaseModel):
 
 
 @router.put(
-    "",
+    dependencies=[Operator],
+    path="",
     response_model=ReplaceResult,
     responses={
         409: {"description": "Two items share a name, or a match and monitor"},
@@ -189,6 +212,8 @@ async def replace_policies(
         plan, created, changed = await policies.replace(desired, dry_run=dry_run)
     except BatchConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    if not dry_run:
+        await record(request, await asyncio.to_thread(_replace_changes, plan, created, changed))
     result = ReplaceResult(
         dry_run=dry_run,
         created=[spec.name for spec in plan.create],
@@ -199,6 +224,21 @@ async def replace_policies(
     )
     body = await asyncio.to_thread(result.model_dump_json)
     return Response(body, media_type="application/json")
+
+
+def _replace_changes(
+    plan: ReplacePlan, created: list[Policy], changed: list[Policy]
+) -> list[Change]:
+    before = {p.id: p for p in plan.replaced}
+    out: list[Change] = [
+        ("policy.delete", f"policy {p.id}", policy_record(p), None) for p in plan.remove
+    ]
+    out += [
+        ("policy.update", f"policy {p.id}", policy_record(before[p.id]), policy_record(p))
+        for p in changed
+    ]
+    out += [("policy.create", f"policy {p.id}", None, policy_record(p)) for p in created]
+    return out
 
 
 def _parse_desired(raw: bytes) -> list[PolicySpec]:
@@ -234,16 +274,23 @@ class PolicyIds(BaseModel):
 
 
 @router.post(
-    "/bulk-delete",
+    dependencies=[Operator],
+    path="/bulk-delete",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "An id names no policy (nothing was deleted)"}},
 )
-async def delete_policies(batch: PolicyIds, policies: PoliciesDep) -> Response:
+async def delete_policies(batch: PolicyIds, policies: PoliciesDep, request: Request) -> Response:
     """Delete many policies at once; an unknown id is 404 naming it, and nothing is deleted."""
+    ids = list(dict.fromkeys(batch.ids))
     try:
-        await policies.delete_many(list(dict.fromkeys(batch.ids)))
+        before = [policies.get(pid) for pid in ids]
+        await policies.delete_many(ids)
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
+    changes = await asyncio.to_thread(
+        lambda: [("policy.delete", f"policy {p.id}", policy_record(p), None) for p in before]
+    )
+    await record(request, changes)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,11 +310,22 @@ def get_policy(policy_id: int, policies: PoliciesDep) -> Policy:
         raise _not_found(exc) from exc
 
 
-@router.patch("/{policy_id}", response_model=Policy, responses={**_NOT_FOUND, **_CONFLICT})
-async def update_policy(policy_id: int, patch: PolicyPatch, policies: PoliciesDep) -> Policy:
+@router.patch(
+    dependencies=[Operator],
+    path="/{policy_id}",
+    response_model=Policy,
+    responses={**_NOT_FOUND, **_CONFLICT},
+)
+async def update_policy(
+    policy_id: int, patch: PolicyPatch, policies: PoliciesDep, request: Request
+) -> Policy:
     """Change some fields (null makes a field a wildcard); `enabled` enables or disables."""
     try:
-        return await policies.update(policy_id, patch)
+        before = policies.get(policy_id)
+        after = await policies.update(policy_id, patch)
+        change = ("policy.update", f"policy {policy_id}", policy_record(before))
+        await record(request, [(*change, policy_record(after))])
+        return after
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
     except (DuplicatePolicy, DuplicateName) as exc:
@@ -278,12 +336,19 @@ async def update_policy(policy_id: int, patch: PolicyPatch, policies: PoliciesDe
         raise RequestValidationError(errors) from exc
 
 
-@router.delete("/{policy_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_NOT_FOUND)
-async def delete_policy(policy_id: int, policies: PoliciesDep) -> Response:
+@router.delete(
+    dependencies=[Operator],
+    path="/{policy_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_NOT_FOUND,
+)
+async def delete_policy(policy_id: int, policies: PoliciesDep, request: Request) -> Response:
     try:
+        before = policies.get(policy_id)
         await policies.delete(policy_id)
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
+    await record(request, [("policy.delete", f"policy {policy_id}", policy_record(before), None)])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

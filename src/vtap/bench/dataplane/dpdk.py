@@ -34,6 +34,8 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
+import httpx
+
 from vtap.bench.dataplane import harness
 from vtap.bench.dataplane.harness import Sample, Testbed, VtapError, sh, wait_for
 from vtap.lab.ovs import OvsTools, _refuse_second_vswitchd
@@ -244,10 +246,9 @@ class DpdkTestbed(Testbed):
             proc.wait(5)
 
     def _wait_learnt(self, roles: tuple[str, ...]) -> None:
-        import httpx
 
         def known() -> bool:
-            hosts = httpx.get(f"{self.api}/topology", timeout=20).text
+            hosts = httpx.get(f"{self.api}/topology", headers=self.api_headers, timeout=20).text
             return all(MAC[r] in hosts for r in roles)
 
         # Generous: busy-polling endpoints share core 0 with the controller.

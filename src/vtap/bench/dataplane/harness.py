@@ -42,13 +42,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 
+from vtap.domain.tokens import Role
 from vtap.errors import VtapError
 from vtap.lab.ovs import OvsEnv, OvsService
 from vtap.openflow.pipeline import Owner, owner_of, owns_group
+from vtap.store.tokens import SqliteTokenRepository
 
 SIZES = (64, 128, 256, 512, 1024, 1280, 1518)
 METHODS = ("none", "mirror", "vtap")
@@ -378,6 +381,7 @@ class Testbed:
         self.bridge_created = False
         self.controller: subprocess.Popen[bytes] | None = None
         self.api = ""
+        self.api_headers: dict[str, str] = {}  # the bench's admin token for this controller
         self.of_port = 0
         self.odp: dict[str, int] = {}
         self.mirror = False
@@ -418,6 +422,9 @@ class Testbed:
             wait_for(lambda r=role: self._ping(r), 20, f"{role} to reach the receiver")
         self.odp = self._odp_ports()
 
+    def _get(self, path: str, timeout: float = 20) -> httpx.Response:
+        return httpx.get(f"{self.api}{path}", headers=self.api_headers, timeout=timeout)
+
     def _start_controller(self) -> None:
         self.of_port = free_port()
         api_port = free_port()
@@ -428,6 +435,11 @@ class Testbed:
         # The sender's one flow lives for the whole run. On a busy 2-core machine OVS's
         # revalidators may not push its datapath counters to the OpenFlow rule in time, and
         # the reactive path entry would idle out under full traffic: give it a long timeout.
+        # The bench authenticates like any client: an admin token in this controller's store.
+        tokens = SqliteTokenRepository(state / "policies.db")
+        _, secret = tokens.create("bench", Role.ADMIN, datetime.now(UTC))
+        tokens.close()
+        self.api_headers = {"Authorization": f"Bearer {secret}"}
         env = {**os.environ, "VTAP_STATE_DIR": str(state), "VTAP_FLOW_IDLE_TIMEOUT": "3600"}
         clog = (state / "controller.log").open("wb")
         self.controller = subprocess.Popen(
@@ -499,7 +511,9 @@ class Testbed:
             for role in senders:
                 spec = {"name": f"bench-dataplane-{role}", "src_ip": self.ip_of(role),
                         "monitor_ip": self.ip_of("monitor")}  # fmt: skip
-                resp = httpx.post(f"{self.api}/policies", json=spec, timeout=10)
+                resp = httpx.post(
+                    f"{self.api}/policies", headers=self.api_headers, json=spec, timeout=10
+                )
                 if resp.status_code != 201:
                     raise VtapError(f"creating the vTAP policy failed: {resp.text}")
                 self.policy_ids.append(int(resp.json()["id"]))
@@ -509,8 +523,7 @@ class Testbed:
                     60, "the vTAP policies to be active",
                 )  # fmt: skip
             except VtapError:
-                states = [httpx.get(f"{self.api}/policies/{p}", timeout=20).json()
-                          for p in self.policy_ids]  # fmt: skip
+                states = [self._get(f"/policies/{p}").json() for p in self.policy_ids]
                 why = "; ".join(f"{s['name']}: {s['status']} ({s.get('status_reason')})"
                                 for s in states)  # fmt: skip
                 raise VtapError(f"the vTAP policies did not become active: {why}") from None
@@ -519,7 +532,11 @@ class Testbed:
         self.ovs.appctl("revalidator/purge")
 
     def _policy_status(self, policy_id: int) -> str:
-        return str(httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()["status"])
+        return str(
+            httpx.get(
+                f"{self.api}/policies/{policy_id}", headers=self.api_headers, timeout=20
+            ).json()["status"]
+        )
 
     def clear_method(self) -> None:
         assert self.ovs is not None
@@ -528,7 +545,9 @@ class Testbed:
             self.mirror = False
         if self.policy_ids:
             for policy_id in self.policy_ids:
-                httpx.delete(f"{self.api}/policies/{policy_id}", timeout=10)
+                httpx.delete(
+                    f"{self.api}/policies/{policy_id}", headers=self.api_headers, timeout=10
+                )
             self.policy_ids = []
             time.sleep(0.5)
         self.ovs.appctl("revalidator/purge")
@@ -556,7 +575,7 @@ class Testbed:
         return sum(by_table.values()), ordered, groups
 
     def summary(self) -> dict[str, int]:
-        resp = httpx.get(f"{self.api}/policies/summary", timeout=30)
+        resp = httpx.get(f"{self.api}/policies/summary", headers=self.api_headers, timeout=30)
         resp.raise_for_status()
         return {k: int(v) for k, v in resp.json().items()}
 
@@ -567,7 +586,12 @@ class Testbed:
         record = PolicySet(label, len(specs), dict(Counter(spec_shape(s) for s in specs)))
         record.tap_flows_before = self.tap_rules()[0]
         t0 = time.monotonic()
-        resp = httpx.post(f"{self.api}/policies/bulk", json={"policies": specs}, timeout=timeout)
+        resp = httpx.post(
+            f"{self.api}/policies/bulk",
+            headers=self.api_headers,
+            json={"policies": specs},
+            timeout=timeout,
+        )
         if resp.status_code != 201:
             raise VtapError(f"bulk create of {len(specs)} policies: {resp.status_code} "
                             f"{resp.text[:300]}")  # fmt: skip
@@ -598,7 +622,9 @@ class Testbed:
         reasons = []
         for policy_id in ids:
             with suppress(Exception):
-                p = httpx.get(f"{self.api}/policies/{policy_id}", timeout=20).json()
+                p = httpx.get(
+                    f"{self.api}/policies/{policy_id}", headers=self.api_headers, timeout=20
+                ).json()
                 if p["status"] != "active":
                     reasons.append(f"{p['name']}: {p['status']} ({p.get('status_reason')})")
         return ("; e.g. " + "; ".join(reasons[:5])) if reasons else ""
@@ -609,7 +635,10 @@ class Testbed:
         self.clear_method()
         t0 = time.monotonic()
         resp = httpx.post(
-            f"{self.api}/policies/bulk-delete", json={"ids": self.background}, timeout=timeout
+            f"{self.api}/policies/bulk-delete",
+            headers=self.api_headers,
+            json={"ids": self.background},
+            timeout=timeout,
         )
         if resp.status_code != 204:
             raise VtapError(f"bulk delete of the background policies: {resp.status_code} "

@@ -1,4 +1,5 @@
 // The live model: one EventSource, three collections, listeners per topic.
+import { token } from "./api.js";
 // The server sends full snapshots first and changes afterwards (see GET /api/v1/events), so
 // applying an event costs in proportion to what changed, not to the size of the network.
 
@@ -23,7 +24,8 @@ export class LiveStore {
   }
 
   start() {
-    const source = new EventSource(this.url);
+    // EventSource cannot send headers: this one route takes the token in the query.
+    const source = new EventSource(`${this.url}?access_token=${encodeURIComponent(token())}`);
     source.onopen = () => {
       this.connected = true;
       this.emit("connection", true);
