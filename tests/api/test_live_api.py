@@ -226,6 +226,7 @@ async def test_event_stream_ends_when_the_client_goes_away(
     """Drive the ASGI app by hand: the client disconnects after the first chunk."""
     controller, _ = live
     app = create_app(controller)
+    token = [(k.lower().encode(), v.encode()) for k, v in admin_headers(controller).items()]
     sent: list[dict] = []
     gone = asyncio.Event()
 
@@ -248,7 +249,7 @@ async def test_event_stream_ends_when_the_client_goes_away(
         "raw_path": f"{API}/events".encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
+        "headers": [(b"host", b"127.0.0.1"), *token],
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),
     }

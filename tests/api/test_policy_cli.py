@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -37,7 +38,7 @@ from tests.unit.leafspine import Fabric
 from vtap import cli, service
 from vtap.controller import policies as policy_service
 from vtap.controller.core import Controller
-from vtap.domain.tokens import Role
+from vtap.domain.tokens import Role, digest, new_secret
 from vtap.settings import Settings
 from vtap.store.tokens import SqliteTokenRepository
 
@@ -64,10 +65,14 @@ class ControllerThread:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.url = f"http://127.0.0.1:{settings.api_port}"
-        tokens = SqliteTokenRepository(settings.policy_db)  # the CLI authenticates like anyone
-        _, self.token = tokens.create("tests", Role.ADMIN, datetime.now(UTC))
-        tokens.close()
-        _TOKEN[0] = self.token
+        # The CLI authenticates like anyone: every controller of this module knows one token.
+        SqliteTokenRepository(settings.policy_db).close()  # the table
+        with sqlite3.connect(settings.policy_db) as db:
+            db.execute(
+                "INSERT INTO tokens (name, role, digest, created_at) VALUES (?, ?, ?, ?)",
+                ("tests", Role.ADMIN.value, digest(_TOKEN[0]), datetime.now(UTC).isoformat()),
+            )
+        self.token = _TOKEN[0]
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -177,7 +182,7 @@ class Result:
     err: str
 
 
-_TOKEN = [""]  # the admin token of the controller the tests talk to
+_TOKEN = [new_secret()]  # the admin token every controller of this module knows
 
 
 def _auth() -> dict[str, str]:
