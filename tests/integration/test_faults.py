@@ -208,6 +208,9 @@ def _stream_copied_once(lab: Lab, tmp_path: Path, tag: str, count: int = 200) ->
 
 
 FOREIGN = "table=0,priority=65000,cookie=0x5654010000000077,ip,actions=drop"
+# The TAP entries vtap shares between policies (owner TAP_SHARED) on a switch: the policy's
+# classification and its switch's TAP pipeline.
+TAP_RULES = "cookie=0x5654040000000000/0xffffff0000000000"
 
 
 def reconciled(lab: Lab) -> list[str]:
@@ -230,10 +233,9 @@ def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> No
     assert interval <= 10
     baseline = reconciled(lab)
     groups = lab.ofctl("dump-groups", "leaf1")
-    policy_cookie = f"0x{(0x5654 << 48) | (3 << 40) | pid:016x}"
     faults = {
         "del-flows and del-groups": [("del-flows", "leaf1"), ("del-groups", "leaf1")],
-        "a modified TAP rule": [("mod-flows", "leaf1", f"cookie={policy_cookie}/-1,actions=drop")],
+        "a modified TAP rule": [("mod-flows", "leaf1", TAP_RULES + ",actions=drop")],
         "a foreign entry under vtap's cookie": [
             (
                 "add-flow",
@@ -249,7 +251,7 @@ def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> No
             lab.ofctl(*command)
         assert reconciled(lab) != baseline, name
         took[name] = wait_until(
-            lambda: lab.our_flows("leaf1") == baseline, timeout=3 * interval + 10
+            lambda: reconciled(lab) == baseline, timeout=3 * interval + 10
         )
         assert api.get("/health").json()["audit"]["repairs"] > repairs, name
         assert lab.ofctl("dump-groups", "leaf1") == groups, name
