@@ -8,6 +8,7 @@ import errno
 import logging
 import signal
 import socket
+from collections.abc import Callable
 
 import uvicorn
 
@@ -70,14 +71,23 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     except BaseException:
         lock.release()
         raise
+    closers: list[Callable[[], object]] = [lock.release, api_sock.close]
+
+    def close_all() -> None:
+        while closers:
+            closers.pop()()
+
     try:
         store = SqlitePolicyRepository(settings.policy_db)
+        closers.append(store.close)
         hosts_store = SqliteHostRepository(settings.policy_db)
+        closers.append(hosts_store.close)
         tokens = SqliteTokenRepository(settings.policy_db)
+        closers.append(tokens.close)
         audit_log = SqliteAuditLog(settings.policy_db)
+        closers.append(audit_log.close)
     except Exception:
-        api_sock.close()
-        lock.release()
+        close_all()
         raise
     controller = Controller(
         settings, store, hosts_store=hosts_store, tokens=tokens, audit_log=audit_log
@@ -88,12 +98,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     if settings.tls_dir is not None:
         pki = Pki(settings.tls_dir)
         if (problem := pki.missing()) is not None:
-            api_sock.close()
-            store.close()
-            hosts_store.close()
-            tokens.close()
-            audit_log.close()
-            lock.release()
+            close_all()
             raise VtapError(problem)
         tls = tls_context(
             str(pki.cert("controller")), str(pki.key("controller")), str(pki.switch_ca)
@@ -110,12 +115,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     try:
         await openflow.start()
     except VtapError:
-        api_sock.close()
-        store.close()
-        hosts_store.close()
-        tokens.close()
-        audit_log.close()
-        lock.release()
+        close_all()
         raise
     api = _ApiServer(
         uvicorn.Config(
@@ -149,10 +149,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             await asyncio.wait_for(api_task, 5)
         with contextlib.suppress(BaseException):
             await background
-        api_sock.close()
-        store.close()
-        hosts_store.close()
-        tokens.close()
-        audit_log.close()
-        lock.release()
+        close_all()
         log.info("vtap controller stopped")

@@ -92,17 +92,23 @@ def fuzz_messages(rng: random.Random, n: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def test_a_lying_switch_costs_only_its_own_sessions(lab: Lab, tmp_path: Path) -> None:
-    api = lab.client()
-    controller_pid = lab.state["controller"]["pid"]
+def active_h1_to_h3(api: httpx.Client, name: str, dst_port: int) -> int:
+    """A policy copying UDP h1 → h3 to h16 (across the fabric), once it is active."""
     policy = api.post(
         "/policies",
-        json={"name": "watched", "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",
-              "monitor_ip": "10.0.0.16", "ip_proto": 17, "dst_port": 5030},
+        json={"name": name, "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",
+              "monitor_ip": "10.0.0.16", "ip_proto": 17, "dst_port": dst_port},
     )  # fmt: skip
     assert policy.status_code == 201, policy.text
     pid = policy.json()["id"]
     wait_until(lambda: api.get(f"/policies/{pid}").json()["status"] == "active", timeout=20)
+    return pid
+
+
+def test_a_lying_switch_costs_only_its_own_sessions(lab: Lab, tmp_path: Path) -> None:
+    api = lab.client()
+    controller_pid = lab.state["controller"]["pid"]
+    pid = active_h1_to_h3(api, "watched", 5030)
     send("h1", FrameSpec("00:00:00:00:00:01", "00:00:00:00:00:03", "10.0.0.1", "10.0.0.3",
                          dport=5030, count=3), inter=0.05)  # fmt: skip
     time.sleep(1.0)
@@ -220,14 +226,7 @@ def reconciled(lab: Lab) -> list[str]:
 
 def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> None:
     api = lab.client()
-    policy = api.post(
-        "/policies",
-        json={"name": "drift", "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",
-              "monitor_ip": "10.0.0.16", "ip_proto": 17, "dst_port": 5031},
-    )  # fmt: skip
-    assert policy.status_code == 201, policy.text
-    pid = policy.json()["id"]
-    wait_until(lambda: api.get(f"/policies/{pid}").json()["status"] == "active", timeout=20)
+    pid = active_h1_to_h3(api, "drift", 5031)
     _stream_copied_once(lab, tmp_path, "before")
     interval = api.get("/health").json()["audit"]["interval_s"]
     assert interval <= 10
@@ -250,9 +249,7 @@ def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> No
         for command in commands:
             lab.ofctl(*command)
         assert reconciled(lab) != baseline, name
-        took[name] = wait_until(
-            lambda: reconciled(lab) == baseline, timeout=3 * interval + 10
-        )
+        took[name] = wait_until(lambda: reconciled(lab) == baseline, timeout=3 * interval + 10)
         assert api.get("/health").json()["audit"]["repairs"] > repairs, name
         assert lab.ofctl("dump-groups", "leaf1") == groups, name
         wait_until(lambda: api.get(f"/policies/{pid}").json()["status"] == "active", timeout=20)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.integration.fuzzswitch import HEADER, FuzzSwitch, read_message
 from tests.integration.labkit import Lab, edge_ports_ready, fabric_complete, running_lab, wait_until
-from tests.integration.test_faults import _stream_copied_once
+from tests.integration.test_faults import _stream_copied_once, active_h1_to_h3
 from vtap.pki import Pki
 
 pytestmark = pytest.mark.integration
@@ -38,14 +38,7 @@ def _tls_hello(port: int, context: ssl.SSLContext) -> bytes:
 def test_switches_connect_over_tls_and_copies_flow(lab: Lab, tmp_path: Path) -> None:
     assert lab.vsctl("get-controller", "leaf1").strip() == "ssl:127.0.0.1:6653"
     api = lab.client()
-    policy = api.post(
-        "/policies",
-        json={"name": "tls", "src_ip": "10.0.0.1", "dst_ip": "10.0.0.3",
-              "monitor_ip": "10.0.0.16", "ip_proto": 17, "dst_port": 5031},
-    )  # fmt: skip
-    assert policy.status_code == 201, policy.text
-    pid = policy.json()["id"]
-    wait_until(lambda: api.get(f"/policies/{pid}").json()["status"] == "active", timeout=20)
+    active_h1_to_h3(api, "tls", 5031)
     _stream_copied_once(lab, tmp_path, "tls")
 
 

@@ -40,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from vtap.ofchannel import codec
 from vtap.ofchannel import messages as m
@@ -61,6 +62,7 @@ from vtap.openflow.rules import EntryKey, FlowRule, FlowStat, GroupRule
 log = logging.getLogger(__name__)
 
 _TAP_OWNERS = (Owner.POLICY, Owner.TAP_SHARED)
+_T = TypeVar("_T")
 BIG_DIFF = 2000  # changed keys beyond which a switch's diff runs in a worker thread
 
 Rejected = list[tuple[FlowRule | GroupRule | int, m.Error]]
@@ -373,54 +375,54 @@ class Reconciler:
             [g for g in groups if isinstance(g, GroupRule)],
         )
 
+    async def _quiet_read(
+        self, dpid: int, read: Callable[[SwitchSession], Awaitable[_T]]
+    ) -> tuple[_Mirror, _T] | None:
+        """`read(session)` with no bundle in flight before, during or after it (the switch's
+        answer and the mirror then describe the same moment); None otherwise, or when the
+        switch is gone."""
+        session = self._sessions.get(dpid)
+        mirror = self._mirrors.get(dpid)
+        if session is None or mirror is None or mirror.busy:
+            return None
+        epoch = mirror.epoch
+        try:
+            answer = await read(session)
+        except (SessionClosed, ConnectionError, OSError):
+            return None
+        if self._mirrors.get(dpid) is not mirror or mirror.epoch != epoch or mirror.busy:
+            return None
+        return mirror, answer
+
     async def count_matches(self, dpid: int, forwarding: int) -> bool | None:
         """A cheap check (one aggregate request): does the switch hold as many entries in
         vtap's cookie range as vtap committed there (plus `forwarding` reactive ones)? None
         when it cannot tell (disconnected, or a change committed meanwhile)."""
-        session = self._sessions.get(dpid)
-        mirror = self._mirrors.get(dpid)
-        if session is None or mirror is None:
+        request = codec.aggregate_request(COOKIE_MAGIC << 48, COOKIE_OURS_MASK)
+        found = await self._quiet_read(dpid, lambda session: session.multipart(request))
+        if found is None:
             return None
-        epoch = mirror.epoch
-        if mirror.busy:
-            return None
-        try:
-            reply = await session.multipart(
-                codec.aggregate_request(COOKIE_MAGIC << 48, COOKIE_OURS_MASK)
-            )
-        except (SessionClosed, ConnectionError, OSError):
-            return None
+        mirror, reply = found
         counts = [c for c in reply if isinstance(c, m.AggregateCounts)]
-        if not counts or mirror.epoch != epoch or mirror.busy:
-            return None
-        return counts[0].flows == len(mirror.flows) + forwarding
+        return counts[0].flows == len(mirror.flows) + forwarding if counts else None
 
     async def audit(self, dpid: int) -> Drift | None:
         """Read the switch and compare with what vtap committed there. On drift, the mirror
         takes what the switch really holds and the next round diffs everything: it repairs
         whatever was removed, changed or added out of band. None when it could not compare
         (disconnected, or a bundle committed while the tables were read)."""
-        session = self._sessions.get(dpid)
-        mirror = self._mirrors.get(dpid)
-        if session is None or mirror is None:
+        found = await self._quiet_read(dpid, self._read)
+        if found is None:
             return None
-        epoch = mirror.epoch
-        if mirror.busy:
-            return None
-        try:
-            flows, groups = await self._read(session)
-        except (SessionClosed, ConnectionError, OSError):
-            return None
-        if self._mirrors.get(dpid) is not mirror or mirror.epoch != epoch or mirror.busy:
-            return None
+        mirror, (flows, groups) = found
         actual = {r.key: r for r in flows if is_reconciled(r.cookie)}
         actual_groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
         drift = Drift(forwarding=[r for r in flows if not is_reconciled(r.cookie)])
         for key, rule in mirror.flows.items():
-            found = actual.get(key)
-            if found is None:
+            found_rule = actual.get(key)
+            if found_rule is None:
                 drift.missing += 1
-            elif found != rule:
+            elif found_rule != rule:
                 drift.changed += 1
         drift.extra = sum(1 for key in actual if key not in mirror.flows)
         drift.groups = sum(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from vtap.domain.tokens import Role, TokenInfo, digest, new_secret
+from vtap.store.sqlitedb import open_table
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -73,14 +74,8 @@ class MemoryTokenRepository:
 
 class SqliteTokenRepository:
     def __init__(self, path: Path | str) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_table(path, _SCHEMA)
 
     @staticmethod
     def _info(row: sqlite3.Row) -> TokenInfo:
