@@ -22,13 +22,13 @@ from vtap.store.lock import StoreLock
 from vtap.store.sqlite import SqlitePolicyRepository
 
 WRITER = """
-import sys, time
+import os, sys, time
 from datetime import UTC, datetime
 from vtap.domain.policy import PolicySpec
 from vtap.store.sqlite import SqlitePolicyRepository
 repo = SqlitePolicyRepository(sys.argv[1])
 repo.add(PolicySpec(name="durable", src_ip="10.0.0.1", monitor_ip="10.0.0.3"), datetime.now(UTC))
-sys.stdout.write("RETURNED\\n")
+sys.stdout.write(f"RETURNED {os.getpid()}\\n")
 sys.stdout.flush()
 time.sleep(30)  # killed here: the crash comes right after the confirmed commit
 """
@@ -48,8 +48,9 @@ def test_a_confirmed_add_was_fsynced_before_it_returned_and_survives_a_kill(
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
-    assert proc.stdout.readline() == "RETURNED\n"
-    os.kill(proc.pid, signal.SIGKILL)  # strace dies, and its tracee with it
+    returned, writer = proc.stdout.readline().split()
+    assert returned == "RETURNED"
+    os.kill(int(writer), signal.SIGKILL)  # the crash, right after the confirmed commit
     proc.wait()
     lines = trace.read_text().splitlines()
     wal_fds = {
