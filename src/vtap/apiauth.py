@@ -23,6 +23,11 @@ def client_token(state_dir: Path | None = None) -> str | None:
         from vtap.settings import Settings
 
         state_dir = Settings().state_dir
+    return read_token_file(state_dir)
+
+
+def read_token_file(state_dir: Path) -> str | None:
+    """The token a lab wrote into its state dir, if there is one and it is readable."""
     try:
         return token_file(state_dir).read_text().strip() or None
     except OSError:

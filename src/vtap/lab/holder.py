@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
-from vtap.apiauth import token_file, write_token_file
+from vtap.apiauth import read_token_file, token_file, write_token_file
 from vtap.domain.tokens import Role
 from vtap.errors import LabError, VtapError
 from vtap.lab import ctlproc, registry
@@ -343,7 +343,7 @@ def lab_token(state_dir: Path) -> str:
     else a new one written there (root only)."""
     tokens = SqliteTokenRepository(state_dir / "policies.db")
     try:
-        existing = client_token_file(state_dir)
+        existing = read_token_file(state_dir)
         if existing and tokens.find(existing) is not None:
             return existing
         _, secret = tokens.create("lab", Role.ADMIN, datetime.now(UTC))
@@ -351,13 +351,6 @@ def lab_token(state_dir: Path) -> str:
         tokens.close()
     write_token_file(state_dir, secret)
     return secret
-
-
-def client_token_file(state_dir: Path) -> str | None:
-    try:
-        return token_file(state_dir).read_text().strip() or None
-    except OSError:
-        return None
 
 
 def hold(config: LabConfig, reporter: Reporter) -> None:

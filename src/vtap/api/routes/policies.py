@@ -33,6 +33,12 @@ _NOT_FOUND = {404: {"description": "No policy with this id"}}
 _CONFLICT = {409: {"description": "Same match and monitor (or name) as an existing policy"}}
 
 
+def _body_error(exc: ValidationError) -> RequestValidationError:
+    """A model's validation error, located in the request body (as FastAPI's own are)."""
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+    return RequestValidationError(errors)
+
+
 def _conflict(exc: DuplicatePolicy | DuplicateName) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, detail=str(exc))
 
@@ -98,8 +104,7 @@ async def create_policies(request: Request, policies: PoliciesDep) -> Response:
     try:
         batch = await asyncio.to_thread(_parse_batch, raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from exc
+        raise _body_error(exc) from exc
     try:
         created = await policies.create_many(batch.policies)
     except BatchConflict as exc:
@@ -200,8 +205,7 @@ async def replace_policies(
     try:
         desired = await asyncio.to_thread(_parse_desired, raw)
     except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from exc
+        raise _body_error(exc) from exc
     stored = policies.count()
     if not desired and stored and not prune:
         raise RequestValidationError([{
@@ -332,8 +336,7 @@ async def update_policy(
         raise _conflict(exc) from exc
     except ValidationError as exc:
         # The merged policy is invalid: answer like a create would, naming the field.
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors) from exc
+        raise _body_error(exc) from exc
 
 
 @router.delete(
