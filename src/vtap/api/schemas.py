@@ -36,6 +36,8 @@ class InstallOut(BaseModel):
     rounds: int  # install rounds run since start
     full_builds: int  # full builds (topology changes, start, large batches) since start
     last_full_build_s: float  # the last full build (off the event loop), seconds
+    copies_ready: bool = True  # False while a switch that lost its tables awaits its TAP entries
+    held_packets: int = 0  # new flows not forwarded meanwhile (their copy could not be made)
 
 
 class AuditOut(BaseModel):

@@ -52,7 +52,12 @@ class Controller:
         self.audit_log = audit_log or MemoryAuditLog()
         self.forwarding = Forwarding(self.state)
         self.discovery = Discovery(self.state, self.forwarding.links_gone)
-        self.reconciler = Reconciler(self.state.sessions, self.state.clock, settings.tap_settle)
+        self.reconciler = Reconciler(
+            self.state.sessions,
+            self.state.clock,
+            settings.tap_settle,
+            links_back=self.state.topology.links_back,
+        )
         self.hosts_store = hosts_store or MemoryHostRepository()
         now = self.state.now()
         for host in self.hosts_store.load(now):
@@ -64,6 +69,9 @@ class Controller:
             TapConfig(label_first=settings.label_first, label_last=settings.label_last),
             self.reconciler,
             probe=self.forwarding.probe_ip,
+        )
+        self.forwarding.copies_ready = lambda: (
+            self.reconciler.copies_ready() or not self.installer.has_policies()
         )
         self.policies = PolicyService(self.state, store, self.installer)
         self.state.on_change = self.installer.request

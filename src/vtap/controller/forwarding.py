@@ -41,6 +41,9 @@ class Forwarding:
         self._probed: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._deferred: dict[PortRef, tuple[Frame, bytes]] = {}
+        # False while a switch that lost its tables waits for its TAP entries (reconciler.py)
+        self.copies_ready: Callable[[], bool] = lambda: True
+        self.held = 0  # packets held back for that reason (dropped; the sender retries)
 
     # ------------------------------------------------------------ host learning
 
@@ -188,6 +191,9 @@ class Forwarding:
         dst = self._state.hosts.by_ip(ip.dst)
         if dst is None:
             await self._probe(frame, ip.dst)
+            return
+        if not self.copies_ready():
+            self.held += 1  # forwarded now, it would not be copied: no path until it would
             return
         ok = await self._ensure_path(key, where, dst)
         rule = self._state.flows.hops(key).get(session.dpid)

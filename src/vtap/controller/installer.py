@@ -163,6 +163,11 @@ class Installer:
             asyncio.get_running_loop().call_later(wait, self.request)
         return results
 
+    def has_policies(self) -> bool:
+        if self.compiler is not None:
+            return bool(self.compiler.policies)
+        return self._store.count() > 0
+
     def desired(self, dpid: int, with_tap: bool) -> Desired:
         if not with_tap or self.compiler is None:
             return Desired(self._base, {})

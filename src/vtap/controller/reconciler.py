@@ -32,7 +32,12 @@ before, so the first one is looked up in the committed tables.
 A switch that joined only a moment ago, or a controller that just started, has not yet seen the
 fabric's links: compiling against that partial view would delete TAP entries that are right.
 So TAP entries on a switch are synced only once the switch has been connected for `settle`
-seconds (the pipeline's own rules are synced at once).
+seconds (the pipeline's own rules are synced at once). A switch that comes back empty (it
+restarted and lost its tables) has nothing that a partial view could wrongly delete: it settles
+as soon as every fabric link it had before is back (the controller's `links_back`), so its
+copies resume about as soon as its paths can be computed. Until a switch that came back empty
+has its TAP entries, it is not `copy_ready`, and the forwarding app holds new flows back: no
+packet is forwarded without its copy.
 """
 
 from __future__ import annotations
@@ -138,6 +143,8 @@ class _Mirror:
     joined_at: float = 0.0
     full: bool = True  # the next sync must diff everything (joined, settled, out of step)
     tap_synced: bool = False  # TAP entries have been synced since the switch settled
+    joined_empty: bool = False  # it held no TAP entry when it joined (new, or restarted)
+    copy_ready: bool = False  # its TAP entries were committed since it joined (or it kept them)
     epoch: int = 0  # bumped by every change to the mirror (an audit's read must not race one)
     busy: int = 0  # bundles in flight
 
@@ -180,10 +187,12 @@ class Reconciler:
         clock: Callable[[], float],
         settle: float,
         linger: float = 2.0,
+        links_back: Callable[[int], bool] = lambda _dpid: False,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._settle = settle
+        self._links_back = links_back
         self._linger = linger
         self._mirrors: dict[int, _Mirror] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -205,14 +214,19 @@ class Reconciler:
         return sorted(self._mirrors)
 
     def settled(self, dpid: int) -> bool:
-        mirror = self._mirrors.get(dpid)
-        return mirror is not None and self._clock() - mirror.joined_at >= self._settle
+        return self.settle_remaining(dpid) == 0.0
 
     def settle_remaining(self, dpid: int) -> float:
         mirror = self._mirrors.get(dpid)
         if mirror is None:
             return self._settle
+        if mirror.joined_empty and self._links_back(dpid):
+            return 0.0
         return max(0.0, self._settle - (self._clock() - mirror.joined_at))
+
+    def copies_ready(self) -> bool:
+        """No connected switch is waiting for TAP entries it lost (module doc)."""
+        return all(m.copy_ready for m in self._mirrors.values())
 
     def needs_full(self, dpid: int) -> bool:
         """The switch must be diffed in full: it joined, or settled since its last sync."""
@@ -240,6 +254,9 @@ class Reconciler:
             else:
                 adopted.append(rule)
         mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
+        # A switch that still holds TAP entries goes on copying by them until it settled.
+        mirror.joined_empty = not (mirror.groups or any(is_tap(c) for c in _cookies(mirror)))
+        mirror.copy_ready = not mirror.joined_empty
         self._mirrors[dpid] = mirror
         return adopted
 
@@ -301,6 +318,10 @@ class Reconciler:
                     mirror = self._mirrors.get(dpid)
                     if mirror is not None:
                         mirror.full = True  # diff everything next time
+        for dpid, result in results.items():
+            mirror = self._mirrors.get(dpid)
+            if mirror is not None and result.tap_synced and result.ok and not mirror.full:
+                mirror.copy_ready = True
         return results
 
     def _held(
@@ -447,6 +468,10 @@ class Reconciler:
             mirror.flows = {r.key: r for r in flows if is_reconciled(r.cookie)}
             mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
         mirror.full = True
+
+
+def _cookies(mirror: _Mirror) -> Iterable[int]:
+    return (rule.cookie for rule in mirror.flows.values())
 
 
 def _has_tap_pipeline(mirror: _Mirror) -> bool:

@@ -155,6 +155,15 @@ def build_lab_app() -> typer.Typer:
             raise LabError(f"link state must be up or down, not {state!r}")
         _say(set_link(StateStore(Settings().state_dir), node1, node2, state == "up"))
 
+    @lab.command("crash-switches")
+    def crash_switches() -> None:
+        """Fault injection: kill the lab's ovs-vswitchd with SIGKILL (every switch loses its
+        flow tables at once) and start it again; the controller must restore them."""
+        from vtap.lab.ops import crash_switches as crash
+
+        require_root("vtap lab crash-switches")
+        _say(crash(StateStore(Settings().state_dir)))
+
     return lab
 
 

@@ -1,4 +1,5 @@
-"""Operations on a running lab from other processes: exec in a host, flip a link, status.
+"""Operations on a running lab from other processes: exec in a host, flip a link, crash the
+switches, status.
 
 They find everything through the lab's record (state.py) and enter host namespaces through the
 recorded shell pids, because Mininet's namespaces are unnamed and invisible to `ip netns`.
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from pathlib import Path
 from typing import NoReturn
 
 from vtap.errors import LabError
+from vtap.lab.ovs import OvsService
 from vtap.lab.proc import ProcRef, find_tool, run
 from vtap.lab.state import LabState, StateStore
 
@@ -90,3 +94,15 @@ def status_lines(store: StateStore) -> list[str]:
     who = "started by the lab" if state.ovs_started else "not started by the lab"
     lines.append(f"Open vSwitch: run dir {state.ovs_rundir} ({who})")
     return lines
+
+
+def crash_switches(store: StateStore) -> str:
+    """SIGKILL the lab's own ovs-vswitchd and start it again (its database keeps the bridges)."""
+    state = running_state(store)
+    if not state.ovs_started or not state.ovs_rundir:
+        raise LabError("the lab runs on an Open vSwitch vtap did not start; it is not crashed")
+    service = OvsService(Path(state.ovs_rundir))
+    start = time.monotonic()
+    pid = service.crash_vswitchd()
+    took = time.monotonic() - start
+    return f"ovs-vswitchd (pid {pid}) killed and started again in {took:.1f} s"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,12 +237,7 @@ class OvsService:
         self.stop()
         self.rundir.mkdir(parents=True, exist_ok=True)
         _write_json(self.rundir / RECORD, {"owner": "vtap", "daemons": {}})
-        env = {
-            **os.environ,
-            "OVS_RUNDIR": str(self.rundir),
-            "OVS_DBDIR": str(self.rundir),
-            "OVS_LOGDIR": str(self.rundir),
-        }
+        env = self._env()
         db = self.rundir / "conf.db"
         db.unlink(missing_ok=True)  # fresh every time: no stale bridges from a crashed run
         run([tools.dbtool, "create", db, SCHEMA], env=env)
@@ -261,20 +257,47 @@ class OvsService:
         )
         self._record("ovsdb-server")
         run([tools.vsctl, "--no-wait", "init"], env=env)
+        self._start_vswitchd(tools)
+        if not wait_until(self.own_running, 10.0):
+            raise VtapError(f"Open vSwitch did not come up; see the logs in {self.rundir}")
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "OVS_RUNDIR": str(self.rundir),
+            "OVS_DBDIR": str(self.rundir),
+            "OVS_LOGDIR": str(self.rundir),
+        }
+
+    def _start_vswitchd(self, tools: OvsTools) -> None:
         run(
             [
                 tools.vswitchd,
-                f"unix:{sock}",
-                quiet,
+                f"unix:{self.rundir / 'db.sock'}",
+                "-vconsole:off",
                 f"--pidfile={self.rundir}/ovs-vswitchd.pid",
                 "--detach",
                 f"--log-file={self.rundir}/ovs-vswitchd.log",
             ],
-            env=env,
+            env=self._env(),
         )
         self._record("ovs-vswitchd")
+
+    def crash_vswitchd(self) -> int:
+        """Fault injection: SIGKILL vtap's own ovs-vswitchd (every switch loses its flow tables,
+        as in a crash) and start it again on the same database. Returns the killed pid."""
+        require_root("Open vSwitch management")
+        ref = self.own_daemons().get("ovs-vswitchd")
+        if not self.own_running() or ref is None:
+            raise VtapError("only an Open vSwitch that vtap started can be crashed and restarted")
+        ref.stop(timeout=0.0, sig=signal.SIGKILL)
+        (self.rundir / "ovs-vswitchd.pid").unlink(missing_ok=True)
+        for ctl in self.rundir.glob("ovs-vswitchd.*.ctl"):
+            ctl.unlink(missing_ok=True)
+        self._start_vswitchd(OvsTools.find())
         if not wait_until(self.own_running, 10.0):
-            raise VtapError(f"Open vSwitch did not come up; see the logs in {self.rundir}")
+            raise VtapError(f"ovs-vswitchd did not come back; see {self.rundir}/ovs-vswitchd.log")
+        return ref.pid
 
     def _record(self, name: str) -> None:
         """Remember a daemon we started, right after it started, so a crash cannot orphan it."""

@@ -45,6 +45,7 @@ class Topology:
         self._graph: nx.Graph | None = None  # rebuilt lazily after a change
         self._fabric: frozenset[PortRef] | None = None  # likewise; read on every packet-in
         self._generation = 0
+        self._had_links: dict[int, frozenset[int]] = {}  # fabric ports seen lose their links
 
     # --- queries -------------------------------------------------------------------------
 
@@ -74,6 +75,20 @@ class Topology:
         """Usable links, one per cable, each with `src <= dst`, sorted."""
         out = {Link(*link.undirected()) for link in self._adjacencies if self._usable(link)}
         return sorted(out)
+
+    def links_back(self, dpid: int) -> bool:
+        """The switch came back and every fabric port it had when it left (and that is up) has
+        a link again. False for a switch this controller never saw leave."""
+        had = self._had_links.get(dpid)
+        sw = self._switches.get(dpid)
+        if not had or sw is None or not sw.connected:
+            return False
+        fabric = self._fabric_ports()
+        for port_no in had:
+            port = sw.port(port_no)
+            if port is not None and port.up and PortRef(dpid, port_no) not in fabric:
+                return False
+        return True
 
     def is_fabric_port(self, ref: PortRef) -> bool:
         return ref in self._fabric_ports()
@@ -160,6 +175,10 @@ class Topology:
         for ref in [r for r in self._clock if r.dpid == dpid]:
             del self._clock[ref]
         removed = [k for k in self._adjacencies if dpid in (k.src.dpid, k.dst.dpid)]
+        # Both ends remember: when a whole fabric restarts, a switch's links are gone with its
+        # neighbours before it leaves itself.
+        for ref in {r for k in removed for r in (k.src, k.dst)}:
+            self._had_links[ref.dpid] = self._had_links.get(ref.dpid, frozenset()) | {ref.port_no}
         self._drop(removed, now)
         self._changed()
         return sorted(removed)

@@ -26,6 +26,8 @@ def health(controller: ControllerDep) -> Health:
             rounds=controller.installer.rounds,
             full_builds=controller.installer.full_builds,
             last_full_build_s=round(controller.installer.last_build_s, 3),
+            copies_ready=controller.forwarding.copies_ready(),
+            held_packets=controller.forwarding.held,
         ),
         audit=AuditOut(
             interval_s=state.settings.audit_interval,
