@@ -17,6 +17,7 @@ from vtap.settings import Settings
 from vtap.store.memory import MemoryPolicyRepository
 
 GROUP_EXISTS = m.Error(6, 0, "GROUP_MOD_FAILED", "GROUP_EXISTS")
+TABLE_FULL = m.Error(5, 1, "FLOW_MOD_FAILED", "TABLE_FULL")
 
 
 class FakeSwitch:
@@ -27,6 +28,7 @@ class FakeSwitch:
         self.dpid = dpid
         self.closed = asyncio.Event()
         self.reject = False
+        self.error = GROUP_EXISTS  # what it rejects with
         self.batches: list[int] = []
 
     async def multipart(self, _msg: object) -> list[object]:
@@ -34,7 +36,7 @@ class FakeSwitch:
 
     async def apply(self, msgs: list[object]) -> None:
         if self.reject:
-            raise BatchError(self.dpid, {0: GROUP_EXISTS})
+            raise BatchError(self.dpid, {0: self.error})
         self.batches.append(len(msgs))
 
     async def apply_bundle(self, msgs: list[object]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
-from tests.unit.fakeswitches import FakeSwitch, controller_with_fakes
+from tests.unit.fakeswitches import TABLE_FULL, FakeSwitch, controller_with_fakes
 from tests.unit.leafspine import Fabric
 from vtap.compiler.alloc import Allocations
 from vtap.compiler.plan import build
@@ -129,6 +129,34 @@ async def test_a_switch_is_synced_in_full_after_a_rejected_bundle(
     assert results[source_leaf].ok and not ctl.reconciler.needs_full(source_leaf)
     policy = await ctl.policies.update(policy.id, PolicyPatch(dst_port=9))
     assert policy.status is PolicyStatus.ACTIVE, policy.status_reason
+
+
+async def test_a_policy_refused_for_lack_of_space_is_active_once_there_is_room(
+    controller: tuple[Controller, dict[int, FakeSwitch]],
+) -> None:
+    ctl, switches = controller
+    source_leaf = ctl.state.hosts.by_ip("10.0.0.1").location.dpid  # type: ignore[union-attr]
+    other = await ctl.policies.create(
+        PolicySpec(name="elsewhere", src_ip="10.0.0.3", monitor_ip="10.0.0.5", ip_proto=6)
+    )
+    switches[source_leaf].reject, switches[source_leaf].error = True, TABLE_FULL
+    spec = PolicySpec(name="p", src_ip="10.0.0.1", monitor_ip="10.0.0.5", ip_proto=17)
+    policy = await ctl.policies.create(spec)
+    assert policy.status is PolicyStatus.ERROR
+    assert policy.status_reason.endswith("FLOW_MOD_FAILED/TABLE_FULL")
+    # Still full: tried again, still `error` (never `pending` meanwhile).
+    assert ctl.installer.retry_space() == 1
+    await ctl.installer.wait(ctl.installer.request(urgent=True), 5)
+    assert ctl.policies.get(policy.id).status is PolicyStatus.ERROR
+    assert ctl.policies.get(other.id).status is PolicyStatus.ACTIVE, "only the affected one"
+    # Room again: the next retry installs it.
+    switches[source_leaf].reject = False
+    assert ctl.installer.retry_space() == 1
+    await ctl.installer.wait(ctl.installer.request(urgent=True), 5)
+    await ctl.installer.wait(ctl.installer.request(urgent=True), 5)
+    got = ctl.policies.get(policy.id)
+    assert got.status is PolicyStatus.ACTIVE, got.status_reason
+    assert ctl.installer.retry_space() == 0
 
 
 async def test_a_rejoined_switch_is_synced_in_full(

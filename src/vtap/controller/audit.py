@@ -86,6 +86,7 @@ class Audit:
             if drift.found:
                 found[dpid] = drift
         self._next = start + max(read, 1)
+        self._installer.retry_space()  # policies a switch had no room for: it may have now
         for dpid, drift in found.items():
             self._drifted(dpid, drift)
         if found:

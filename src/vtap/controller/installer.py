@@ -16,7 +16,9 @@ swapped in. Its changes are what differs from the rules before, switch by switch
 A switch that rejects a bundle leaves nothing half done (bundles are atomic): the policies
 whose entries it rejected go `error` with the switch's text and are left out of the intent
 until they change (or the topology does), so the rest of the switch's changes get through in
-the next round.
+the next round. A rejection for lack of space (a full flow table, no group left) is not the
+policy's fault: such policies are tried again, a few per audit pass (`retry_space`), and become
+active once the switch has room.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 CHUNK = 256  # policies compiled between two yields to the event loop
 STATUS_CHUNK = 2000  # policies whose status is worked out between two yields
 REBUILD_BATCH = 2000  # more changes than this (and than half the policies): a full build
+RETRY_SPACE = 16  # policies refused for lack of space tried again per retry (one bundle each)
+# (type, code) of the errors a switch sends when it has no room: FLOW_MOD_FAILED/TABLE_FULL,
+# GROUP_MOD_FAILED/OUT_OF_GROUPS and OUT_OF_BUCKETS
+NO_SPACE = {(5, 1), (6, 1), (6, 2)}
 
 
 class Installer:
@@ -74,6 +80,8 @@ class Installer:
         self._hosts_seen: dict[str, Host] = {}
         self._changed: set[int] = set()
         self._quarantine: set[int] = set()
+        self._no_space: set[int] = set()  # quarantined because a switch had no room
+        self._retrying: set[int] = set()  # released from that quarantine by this round
         self.probing: set[int] = set()  # policies whose hosts were just probed for
         self._requested = 0
         self._completed = 0
@@ -93,7 +101,22 @@ class Installer:
         for pid in policy_ids:
             self._changed.add(pid)
             self._quarantine.discard(pid)
+            self._no_space.discard(pid)
             self.status.errors.pop(pid, None)
+
+    def retry_space(self) -> int:
+        """Try again a few policies a switch refused for lack of space (it may have room now:
+        entries were deleted, or its limit raised). Their error stays until they are
+        committed. Returns how many were released."""
+        released = sorted(self._no_space)[:RETRY_SPACE]
+        for pid in released:
+            self._no_space.discard(pid)
+            self._quarantine.discard(pid)
+            self._changed.add(pid)
+        self._retrying.update(released)
+        if released:
+            self.request()
+        return len(released)
 
     def request(self, urgent: bool = False) -> int:
         """Ask for a round; returns a ticket that `wait()` accepts. An urgent request (someone
@@ -289,7 +312,7 @@ class Installer:
 
     def _after(self, results: dict[int, SyncResult], versions: dict[int, int]) -> set[int]:
         """What each switch committed or rejected: status, and quarantine for rejections.
-        Returns the policies rejected."""
+        Returns the policies whose status this changed (rejected, or retried and in)."""
         compiler = self.compiler
         assert compiler is not None
         rejected: set[int] = set()
@@ -303,16 +326,26 @@ class Installer:
                     else (obj.group_id if isinstance(obj, GroupRule) else obj)
                 )
                 for pid in compiler.owners(dpid, key):
-                    if pid not in self.status.errors:
+                    if pid not in self.status.errors or pid in self._retrying:
                         self.status.errors[pid] = f"switch {dpid_str(dpid)}: {error.text()}"
                     rejected.add(pid)
+                    self._retrying.discard(pid)
+                    if (error.type, error.code) in NO_SPACE:
+                        self._no_space.add(pid)
+        retried: set[int] = set()
+        if self._retrying and not any(r.rejected for r in results.values()):
+            # every switch took its share: what was retried is in (or left the intent)
+            retried = self._retrying - rejected
+            for pid in retried:
+                self.status.errors.pop(pid, None)
+            self._retrying.clear()
         if rejected:
             log.warning("policies %s rejected by a switch: left out until they change", rejected)
             self._quarantine |= rejected
             for pid in rejected:
                 compiler.remove_policy(pid)
             self.request()
-        return rejected
+        return rejected | retried
 
     def forget_switch(self, dpid: int) -> None:
         self.status.forget_switch(dpid)

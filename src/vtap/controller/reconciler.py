@@ -147,6 +147,7 @@ class _Mirror:
     copy_ready: bool = False  # its TAP entries were committed since it joined (or it kept them)
     epoch: int = 0  # bumped by every change to the mirror (an audit's read must not race one)
     busy: int = 0  # bundles in flight
+    uncertain: bool = False  # a bundle's outcome is unknown (no answer in time): read first
 
 
 @dataclass
@@ -279,6 +280,11 @@ class Reconciler:
                 await asyncio.sleep(0)  # a full diff of a large switch takes milliseconds
             result = results[dpid] = SyncResult(dpid)
             mirror = self._mirrors.get(dpid)
+            if mirror is not None and mirror.uncertain:
+                await self.reread(dpid)
+                if mirror.uncertain:
+                    result.error = "not answering"
+                    continue
             if mirror is None or dpid not in self._sessions:
                 result.error = "not connected"
                 continue
@@ -376,6 +382,11 @@ class Reconciler:
                 return result
             except (SessionClosed, ConnectionError, OSError) as exc:
                 result.error = str(exc)
+                if not session.closed.is_set():
+                    # It did not answer in time but lives: whether its bundle committed is
+                    # unknown, so the next sync reads it before diffing.
+                    mirror.uncertain = True
+                    log.warning("switch %016x: %s; its tables are read again", dpid, exc)
                 return result
             finally:
                 mirror.busy -= 1
@@ -467,6 +478,7 @@ class Reconciler:
             flows, groups = await self._read(session)
             mirror.flows = {r.key: r for r in flows if is_reconciled(r.cookie)}
             mirror.groups = {g.group_id: g for g in groups if owns_group(g.group_id)}
+            mirror.uncertain = False
         mirror.full = True
 
 
