@@ -38,6 +38,7 @@ class InstallOut(BaseModel):
     last_full_build_s: float  # the last full build (off the event loop), seconds
     copies_ready: bool = True  # False while a switch that lost its tables awaits its TAP entries
     held_packets: int = 0  # new flows not forwarded meanwhile (their copy could not be made)
+    unanswered_bundles: int = 0  # bundles a live switch did not answer in time (then re-read)
 
 
 class AuditOut(BaseModel):

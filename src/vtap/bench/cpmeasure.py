@@ -355,29 +355,9 @@ def controller_restart(
     """Kill the controller (SIGKILL, like a crash), start `vtap controller` again with the same
     state dir and ports; time until every switch rejoined and every policy is active again,
     and whether every switch table is exactly as before."""
-    state = target.state()
-    ref = state.get("controller")
-    if target.restarted is not None and target.restarted.poll() is None:
-        pid = target.restarted.pid
-    elif ref:
-        pid = ref["pid"]
-    else:
-        raise BenchError("no controller pid in the lab's state.json")
-    of_port, api = state["of_port"], f"{state['api_host']}:{state['api_port']}"
     start = time.perf_counter()
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, "controller gone")
-    assert target.state_dir is not None
-    log = target.state_dir / "bench-controller.log"
-    with open(log, "ab") as out:
-        target.restarted = subprocess.Popen(
-            [*vtap_command(), "controller", "--of-port", str(of_port), "--api", api],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=target.env,
-            start_new_session=True,
-        )
+    kill_controller(target)
+    start_controller(target)
     api_up = wait_for(lambda: _healthy(target), 60, "controller API after restart")
     switches = wait_for(lambda: _all_connected(target), 60, "switches rejoined")
     wait_for(lambda: summary(target)["active"] == n, 600, "all policies active after restart")
@@ -404,6 +384,39 @@ def controller_restart(
         "flows": counts(after)[0],
         "groups": counts(after)[1],
     }
+
+
+def kill_controller(target: LabTarget) -> None:
+    """SIGKILL the controller (like a crash): the one this benchmark started last, else the
+    lab's; returns once it is gone."""
+    ref = target.state().get("controller")
+    if target.restarted is not None and target.restarted.poll() is None:
+        pid = target.restarted.pid
+    elif ref:
+        pid = ref["pid"]
+    else:
+        raise BenchError("no controller pid in the lab's state.json")
+    os.kill(pid, signal.SIGKILL)
+    if target.restarted is not None and target.restarted.pid == pid:
+        target.restarted.wait(10)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 10, "controller gone")
+
+
+def start_controller(target: LabTarget, env: dict[str, str] | None = None) -> None:
+    """`vtap controller` again with the lab's state dir and ports (and `env` on top)."""
+    state = target.state()
+    of_port, api = state["of_port"], f"{state['api_host']}:{state['api_port']}"
+    assert target.state_dir is not None
+    log = target.state_dir / "bench-controller.log"
+    with open(log, "ab") as out:
+        target.restarted = subprocess.Popen(
+            [*vtap_command(), "controller", "--of-port", str(of_port), "--api", api],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=target.env | (env or {}),
+            start_new_session=True,
+        )
 
 
 def _zombie(pid: int) -> bool:

@@ -26,6 +26,7 @@ class AlertKind(StrEnum):
     HOST_CLAIM_REFUSED = "host_claim_refused"  # ARP tried to take over a learned binding
     FORGED_LLDP = "forged_lldp"  # an LLDP frame without the controller's signature
     TABLE_DRIFT = "table_drift"  # a switch's tables were changed behind vtap (and repaired)
+    SWITCH_LOST = "switch_lost"  # a switch's session ended (closed, or silent past echo_timeout)
 
 
 @dataclass(slots=True)

@@ -200,6 +200,12 @@ class Controller:
         self.reconciler.leave(dpid)
         self.installer.forget_switch(dpid)
         log.info("switch %016x disconnected: %s", dpid, session.close_reason)
+        name = self.installer.switch_name(dpid)
+        self.state.alerts.raise_(
+            AlertKind.SWITCH_LOST,
+            f"switch {name} ({dpid:016x}) disconnected: {session.close_reason}",
+            dpid=f"{dpid:016x}",
+        )
         gone = self.state.topology.switch_down(dpid, self.state.now())
         self.state.flows.drop_switch(dpid)
         await self.forwarding.links_gone(gone)

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 CHUNK = 256  # policies compiled between two yields to the event loop
 STATUS_CHUNK = 2000  # policies whose status is worked out between two yields
 REBUILD_BATCH = 2000  # more changes than this (and than half the policies): a full build
+RETRY_UNCONFIRMED = 1.0  # seconds until a round a live switch did not confirm is tried again
 RETRY_SPACE = 16  # policies refused for lack of space tried again per retry (one bundle each)
 # (type, code) of the errors a switch sends when it has no room: FLOW_MOD_FAILED/TABLE_FULL,
 # GROUP_MOD_FAILED/OUT_OF_GROUPS and OUT_OF_BUCKETS
@@ -178,6 +179,9 @@ class Installer:
         versions = dict(compiler.versions)
         results = await self._reconciler.sync(self.desired, changed) if changed else {}
         rejected = self._after(results, versions)
+        if any(r.error for d, r in results.items() if d in self._state.sessions):
+            # a live switch did not answer in time, or was held back: try again shortly
+            asyncio.get_running_loop().call_later(RETRY_UNCONFIRMED, self.request)
         stale = sorted(self.status.stale(delta.policies | rejected))
         await self._in_chunks(stale, lambda c: self.status.refresh(compiler, c))
         cleanup = self._reconciler.cleanup_due()

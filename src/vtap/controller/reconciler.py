@@ -20,6 +20,9 @@ switches, each a bundle per switch, all switches in parallel:
    when it has none left), `linger` seconds after they stopped being wanted (a later round
    takes them).
 
+A step starts only once every switch confirmed its share of the step before; otherwise the
+round ends there and the next round diffs those switches in full.
+
 So a copy in flight always finds its way: a policy whose monitor moves starts sending copies
 with the new label only once every switch on the new path can carry them, and the old path
 goes only after no switch sends on it any more. The linger covers what a classifying switch's
@@ -194,6 +197,7 @@ class Reconciler:
         self._clock = clock
         self._settle = settle
         self._links_back = links_back
+        self.unanswered = 0  # bundles a live switch did not answer in time
         self._linger = linger
         self._mirrors: dict[int, _Mirror] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -309,6 +313,17 @@ class Reconciler:
                 mirror.full = False
                 mirror.tap_synced = tap
         for step in range(3):
+            if step and any(not results[d].ok for d in plans):
+                # a switch did not take its share of the step before (its new label entries,
+                # say): the next steps would send copies it cannot carry. They wait for the
+                # next round, which diffs these switches in full.
+                for dpid in plans:
+                    mirror = self._mirrors.get(dpid)
+                    if mirror is not None and any(not p.empty for p in plans[dpid][step:]):
+                        mirror.full = True
+                        if results[dpid].ok:
+                            results[dpid].error = "held back: another switch did not confirm"
+                break
             jobs = {
                 dpid: phases[step]
                 for dpid, phases in plans.items()
@@ -386,6 +401,7 @@ class Reconciler:
                     # It did not answer in time but lives: whether its bundle committed is
                     # unknown, so the next sync reads it before diffing.
                     mirror.uncertain = True
+                    self.unanswered += 1
                     log.warning("switch %016x: %s; its tables are read again", dpid, exc)
                 return result
             finally:

@@ -1,5 +1,5 @@
 """Security and fault alerts, newest last: duplicate or unknown datapath ids, protocol
-violations, refused host claims, forged LLDP."""
+violations, refused host claims, forged LLDP, tables changed behind vtap, switches lost."""
 
 from __future__ import annotations
 

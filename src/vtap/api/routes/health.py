@@ -28,6 +28,7 @@ def health(controller: ControllerDep) -> Health:
             last_full_build_s=round(controller.installer.last_build_s, 3),
             copies_ready=controller.forwarding.copies_ready(),
             held_packets=controller.forwarding.held,
+            unanswered_bundles=controller.reconciler.unanswered,
         ),
         audit=AuditOut(
             interval_s=state.settings.audit_interval,
