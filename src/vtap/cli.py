@@ -19,6 +19,7 @@ app = typer.Typer(
 def _register() -> None:
     from vtap.bench.cpcli import register as register_bench_controlplane
     from vtap.bench.dataplane.cli import register as register_bench_dataplane
+    from vtap.bench.faultcli import register as register_bench_faults
     from vtap.controller.cli import register as register_controller
     from vtap.demo import register as register_demo
     from vtap.lab.cli import register as register_lab
@@ -34,6 +35,7 @@ def _register() -> None:
     register_token(app)
     register_bench_controlplane(app)  # creates the `bench` group; dataplane joins it
     register_bench_dataplane(app)  # joins the `bench` group; keep it after its registration
+    register_bench_faults(app)  # likewise
 
 
 def main() -> None:

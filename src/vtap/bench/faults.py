@@ -222,20 +222,34 @@ def wait_active(target: LabTarget, pid: int, timeout: float) -> float:
 
 
 def killed_mid_bulk(
-    target: LabTarget, n: int, kill_after: float, chunk: int = 1000, prefix: str = "kill"
-) -> dict[str, Any]:
+    target: LabTarget, n: int, kill_during: int, delay: float, chunk: int = 1000,
+    prefix: str = "kill",
+) -> dict[str, Any]:  # fmt: skip
     """N policies posted in bulk requests of `chunk`, one after the other; the controller is
-    killed with SIGKILL `kill_after` seconds in, and started again. Every policy that got a
-    201 must be there and `active` (or `error` with a reason); the request in flight must have
-    created all of its policies or none; no switch may hold an entry of a policy that does not
-    exist, and once everything is deleted no TAP entry may be left anywhere."""
+    killed with SIGKILL `delay` seconds after request number `kill_during` went out, and
+    started again. Every policy that got a 201 must be there and `active` (or `error` with a
+    reason); the request in flight must have created all of its policies or none; no switch
+    may hold an entry of a policy that does not exist, and once everything is deleted no TAP
+    entry may be left anywhere."""
     specs = overlap_specs(target.plan, n, prefix=prefix)
     chunks = [specs[i : i + chunk] for i in range(0, n, chunk)]
     answered: list[int] = []
     unanswered: list[int] = []
+    killed = threading.Event()
+    failed: list[BaseException] = []
+
+    def kill_later() -> None:
+        time.sleep(delay)
+        try:
+            kill_controller(target)
+        except BaseException as exc:  # reported by the caller's thread
+            failed.append(exc)
+        killed.set()
 
     def post_all() -> None:
         for i, part in enumerate(chunks):
+            if i == kill_during:
+                threading.Thread(target=kill_later, daemon=True).start()
             try:
                 resp = apiauth.post(
                     f"{target.url}/policies/bulk", json={"policies": part}, timeout=600
@@ -250,9 +264,9 @@ def killed_mid_bulk(
 
     poster = threading.Thread(target=post_all, daemon=True)
     poster.start()
-    time.sleep(kill_after)
+    if not killed.wait(600) or failed:
+        raise BenchError(f"the controller was not killed: {failed[:1]}")
     started = time.perf_counter()
-    kill_controller(target)
     poster.join(60)
     start_controller(target)
     wait_for(lambda: healthy(target), 60, "controller API after restart")
@@ -294,7 +308,8 @@ def killed_mid_bulk(
     return {
         "policies": n,
         "requests_of": chunk,
-        "killed_after_s": kill_after,
+        "killed_during_request": kill_during + 1,
+        "killed_after_s": delay,
         "answered_201": len(acked),
         "request_in_flight_created": in_flight,
         "api_back_s": round(api_s, 2),
