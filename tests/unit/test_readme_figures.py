@@ -12,10 +12,18 @@ from vtap.errors import VtapError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["controlplane", "dataplane"])
-def test_readme_block_is_the_benchmarks_headline(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "page"),
+    [
+        ("controlplane", "README.md"),
+        ("dataplane", "README.md"),
+        ("faults", "README.md"),
+        ("faults", "docs/reliability.md"),
+    ],
+)
+def test_readme_block_is_the_benchmarks_headline(name: str, page: str) -> None:
     headline = (ROOT / "docs" / "results" / name / "headline.md").read_text().strip("\n")
-    assert readme.block((ROOT / "README.md").read_text(), name) == headline
+    assert readme.block((ROOT / page).read_text(), name) == headline
 
 
 def test_replace_block_keeps_the_rest_and_names_a_missing_block() -> None:

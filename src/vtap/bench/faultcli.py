@@ -101,7 +101,10 @@ def faults_command(
     ] = False,
     readme: Annotated[
         Path | None,
-        typer.Option(help="also put the summary into this README's faults block"),
+        typer.Option(
+            help="also put the summary into this README's faults block (and into "
+            "docs/reliability.md's next to it)"
+        ),
     ] = None,
 ) -> None:
     """Inject faults on a lab of its own (controller killed mid-batch, a switch that does not
@@ -123,7 +126,11 @@ def faults_command(
     if readme is not None:
         from vtap.bench import readme as readme_block
 
-        readme_block.sync(readme, "faults", (out / "headline.md").read_text())
+        text = (out / "headline.md").read_text()
+        readme_block.sync(readme, "faults", text)
+        reliability = readme.parent / "docs" / "reliability.md"
+        if reliability.exists():
+            readme_block.sync(reliability, "faults", text)
     for fault in results["faults"]:
         verdict = "met" if fault["ok"] else "NOT met"
         console.print(

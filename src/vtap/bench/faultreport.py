@@ -50,16 +50,20 @@ def _describe(f: dict[str, Any]) -> tuple[str, str]:
     name = f["fault"]
     if name.startswith("controller_killed"):
         injected = (
-            f"SIGKILL {f.get('killed_after_s')} s into request {f.get('killed_during_request')} "
-            f"of {f.get('policies', 0):,} policies posted in requests of "
-            f"{f.get('requests_of', 0):,}"
+            f"{f.get('policies', 0):,} policies in {f.get('requests')} bulk request(s); SIGKILL "
+            f"{f.get('killed_after_s')} s after request {f.get('killed_during_request')} went out"
         )
-        in_flight = f.get("request_in_flight_created")
+        created = f.get("request_in_flight_created")
+        in_flight = (
+            "none"
+            if created is None
+            else f"request {f.get('request_in_flight')}, {created:,} of its policies created"
+        )
         left = "some" if f.get("tap_entries_left_after_delete") else "none"
         outcome = (
             f"{f.get('answered_201', 0):,} got 201: {f.get('acked_missing', 0)} missing, "
             f"{f.get('acked_not_active_or_error', 0)} neither active nor in error; "
-            f"request in flight: {'n/a' if in_flight is None else f'{in_flight:,} created'}; "
+            f"in flight: {in_flight}; "
             f"all settled {f.get('settled_s')} s after the kill; "
             f"entries without an owner: {f.get('ownerless_entries')}; "
             f"left after deleting all: {left}"
@@ -87,7 +91,7 @@ def _describe(f: dict[str, Any]) -> tuple[str, str]:
             f"forwarding back after {f.get('forwarding_resumed_after_s')} s, copies after "
             f"{f.get('copies_resumed_after_s')} s; forwarded without a copy after the restart: "
             f"{f.get('forwarded_without_copy_after_restart')} of "
-            f"{f.get('forwarded_after_restart')}; lost in flight at the crash: "
+            f"{f.get('forwarded_after_restart', 0):,}; lost in flight at the crash: "
             f"{f.get('lost_in_flight_at_the_crash')}; copied twice: "
             f"{f.get('copied_twice_or_more')}"
         )

@@ -287,6 +287,7 @@ def killed_mid_bulk(
         )
     ]
     in_flight = None
+    hit = unanswered[0] + 1 if unanswered else None  # the request the kill cut short
     if unanswered:
         names = [s["name"] for s in chunks[unanswered[0]]]
         in_flight = sum(name in present for name in names)
@@ -311,6 +312,8 @@ def killed_mid_bulk(
         "killed_during_request": kill_during + 1,
         "killed_after_s": delay,
         "answered_201": len(acked),
+        "requests": len(chunks),
+        "request_in_flight": hit,
         "request_in_flight_created": in_flight,
         "api_back_s": round(api_s, 2),
         "settled_s": round(settled_s, 2),
