@@ -7,6 +7,8 @@
 * Tables changed behind vtap's back (`ovs-ofctl del-flows`/`del-groups`, a modified TAP rule, a
   foreign entry under vtap's cookie): each is repaired by the periodic audit, and forwarding and
   copies come back.
+* Lies on the data plane: gratuitous ARP for the monitor's IP from another host, forged LLDP
+  from the tapped source's port. The copies still go to the monitor only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import random
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -261,4 +265,74 @@ def test_tables_changed_behind_vtap_are_repaired(lab: Lab, tmp_path: Path) -> No
     since = api.get("/alerts", params={"after": alerts_before}).json()["alerts"]
     drift = [a for a in since if a["kind"] == "table_drift"]
     assert len(drift) >= 1 and "leaf1" in drift[0]["message"]
+    api.delete(f"/policies/{pid}")
+
+
+GARP_FLOOD = """
+from scapy.all import ARP, Ether, sendp
+mac = {mac!r}
+frame = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
+    op=2, hwsrc=mac, psrc={ip!r}, hwdst="ff:ff:ff:ff:ff:ff", pdst={ip!r})
+sendp(frame, iface={iface!r}, count={count}, inter=0.005, verbose=False)
+"""
+LLDP_FORGERY = """
+from scapy.all import Raw, sendp
+from vtap.packets import build_lldp
+frames = [Raw(build_lldp(0x201, 1, {mac!r})),  # unsigned, claiming spine1 port 1
+          Raw(build_lldp(0x201, 1, {mac!r}, stamp=1, signature=bytes(16)))]  # a bad HMAC
+sendp(frames * {count}, iface={iface!r}, inter=0.01, verbose=False)
+"""
+
+
+def _in_host(host: str, script: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vtap", "lab", "exec", host, "--", sys.executable, "-c", script],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_spoofed_arp_and_forged_lldp_do_not_redirect_or_stop_a_tap(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """h16 floods gratuitous ARPs claiming the monitor's (h3's) IP while h1, the tapped source,
+    sends forged LLDP claiming its port is a fabric link: the policy stays active, h3 gets every
+    copy once, h16 none, and both are raised as alerts."""
+    api = lab.client()
+    h1, h3, h5, h16 = (lab.plan.hosts[i - 1] for i in (1, 3, 5, 16))
+    spec = {"name": "trust", "src_ip": h1.ip, "dst_ip": h5.ip, "monitor_ip": h3.ip,
+            "ip_proto": 17, "dst_port": 5101}  # fmt: skip
+    policy = api.post("/policies", json=spec)
+    assert policy.status_code == 201, policy.text
+    pid = policy.json()["id"]
+    wait_until(lambda: api.get(f"/policies/{pid}").json()["status"] == "active", timeout=20)
+    counts_before = api.get("/alerts").json()["counts"]
+    frame = FrameSpec(h1.mac, h5.mac, h1.ip, h5.ip, dport=5101, count=1000)
+    send("h1", FrameSpec(**{**frame.__dict__, "count": 3, "run": "00000000"}), inter=0.05)
+    caps = {name: Capture(name, tmp_path / f"trust-{name}.pcap") for name in ("h3", "h16")}
+    for cap in caps.values():
+        cap.__enter__()
+    attackers = [
+        _in_host("h16", GARP_FLOOD.format(mac=h16.mac, ip=h3.ip, iface="h16-eth0", count=1000)),
+        _in_host("h1", LLDP_FORGERY.format(mac=h1.mac, iface="h1-eth0", count=250)),
+    ]
+    try:
+        time.sleep(1.0)  # the floods are under way before the stream starts
+        send("h1", frame, inter=0.003)
+        statuses = {api.get(f"/policies/{pid}").json()["status"]}
+    finally:
+        for proc in attackers:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err.decode()[-500:]
+        seen = {name: by_payload(cap.frames(), frame.run) for name, cap in caps.items()}
+    assert statuses == {"active"}
+    assert set(seen["h3"]) == frame.payloads(), f"h3 got {len(seen['h3'])}/1000 copies"
+    assert all(len(v) == 1 for v in seen["h3"].values()), "duplicate copies at h3"
+    assert seen["h16"] == {}, f"h16 received {len(seen['h16'])} copies"
+    after = api.get("/alerts").json()["counts"]
+    for kind in ("host_claim_refused", "forged_lldp"):
+        assert after.get(kind, 0) > counts_before.get(kind, 0), f"no {kind} alert"
+    assert api.get(f"/policies/{pid}").json()["status"] == "active"
+    host = next(h for h in lab.topology()["hosts"] if h["ip"] == h3.ip)
+    assert host["mac"] == h3.mac, "the monitor's binding moved"
     api.delete(f"/policies/{pid}")
