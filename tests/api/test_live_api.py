@@ -171,6 +171,13 @@ def parse_events(text: str) -> list[tuple[str, dict]]:
     return out
 
 
+async def _stream_caught_up(controller: Controller, timeout: float = 10.0) -> None:
+    """Until an event stream has sent everything up to the latest round and waits for more."""
+    async with asyncio.timeout(timeout):
+        while controller.flowstats.viewers_up_to_date() < 1:
+            await asyncio.sleep(0.005)
+
+
 async def test_event_stream_sends_snapshots_then_changes_and_ends_when_the_controller_stops(
     api: httpx.AsyncClient, live: tuple[Controller, FakeFabric]
 ) -> None:
@@ -179,11 +186,11 @@ async def test_event_stream_sends_snapshots_then_changes_and_ends_when_the_contr
         PolicySpec(name="p", src_ip=ip(1), monitor_ip=ip(7)), datetime.now(UTC)
     )
     request = asyncio.create_task(api.get(f"{API}/events"))
-    await asyncio.sleep(0.1)
+    await _stream_caught_up(controller)  # it sent its snapshots and waits for a round
     fabric.end(PING)
     fabric.tick()  # WEB and DNS counters change, PING is gone
     await controller.flowstats.publish()  # the round is complete: wakes the stream
-    await asyncio.sleep(0.1)
+    await _stream_caught_up(controller)  # it sent the round's changes
     await controller.flowstats.close()  # as when the controller stops
     response = await asyncio.wait_for(request, 5)
     assert response.headers["content-type"].startswith("text/event-stream")
@@ -214,7 +221,7 @@ async def test_event_stream_topics(
 ) -> None:
     controller, _ = live
     request = asyncio.create_task(api.get(f"{API}/events?topics=flows"))
-    await asyncio.sleep(0.1)
+    await _stream_caught_up(controller)
     await controller.flowstats.close()
     names = [name for name, _ in parse_events((await asyncio.wait_for(request, 5)).text)]
     assert names == ["flows"]

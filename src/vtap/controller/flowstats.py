@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ class FlowStats:
         self._counters: dict[int, dict[EntryKey, tuple[int, int]]] = {}
         self.round = 0
         self.closed = False
+        self._waiting: Counter[int] = Counter()  # live views waiting, by the round they saw
         self._tick = asyncio.Condition()
 
     # ------------------------------------------------------------ rounds
@@ -83,10 +85,18 @@ class FlowStats:
 
     async def wait_round(self, after: int, timeout: float) -> int:
         """Wait for a round later than `after` (or `timeout`); returns the latest round."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout), self._tick:
-                await self._tick.wait_for(lambda: self.round > after or self.closed)
+        self._waiting[after] += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout), self._tick:
+                    await self._tick.wait_for(lambda: self.round > after or self.closed)
+        finally:
+            self._waiting[after] -= 1
         return self.round
+
+    def viewers_up_to_date(self) -> int:
+        """Live views that have everything up to the latest round and wait for the next."""
+        return sum(n for seen, n in self._waiting.items() if seen >= self.round)
 
     async def poll(self) -> None:
         """One round over every connected switch."""

@@ -93,6 +93,8 @@ class Installer:
         self.full_builds = 0
         self.last_build_s = 0.0
         self._pending_view: TopologyView | None = None
+        # told after every round: (seconds it took, changes the switches committed)
+        self.round_observers: list[Callable[[float, int], None]] = []
 
     # ------------------------------------------------------------ requests
 
@@ -158,6 +160,15 @@ class Installer:
     # ------------------------------------------------------------ one round
 
     async def round(self) -> dict[int, SyncResult]:
+        started = asyncio.get_running_loop().time()
+        results = await self._round()
+        took = asyncio.get_running_loop().time() - started
+        applied = sum(r.applied for r in results.values())
+        for observe in self.round_observers:
+            observe(took, applied)
+        return results
+
+    async def _round(self) -> dict[int, SyncResult]:
         self.rounds += 1
         self._hosts_store.sync(self._state.hosts.all())
         delta = await self._compile()

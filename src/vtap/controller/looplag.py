@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 STALL_MS = 50.0  # lags above this are kept one by one
-_BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+BOUNDS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +35,16 @@ class LoopLag:
         self.interval = interval
         self.max_ms = 0.0
         self.samples = 0
-        self.histogram = [0] * (len(_BOUNDS_MS) + 1)  # counts of lags ≤ each bound, then more
+        self.total_ms = 0.0
+        self.histogram = [0] * (len(BOUNDS_MS) + 1)  # counts of lags ≤ each bound, then more
         self.stalls: deque[Stall] = deque(maxlen=keep)
         self._wall = wall
 
     def record(self, lag_ms: float) -> None:
         self.samples += 1
+        self.total_ms += lag_ms
         self.max_ms = max(self.max_ms, lag_ms)
-        for i, bound in enumerate(_BOUNDS_MS):
+        for i, bound in enumerate(BOUNDS_MS):
             if lag_ms <= bound:
                 self.histogram[i] += 1
                 break
@@ -64,8 +66,8 @@ class LoopLag:
             "samples": self.samples,
             "max_ms": round(self.max_ms, 1),
             "histogram_ms": {
-                **{f"<={b}": n for b, n in zip(_BOUNDS_MS, self.histogram, strict=False)},
-                f">{_BOUNDS_MS[-1]}": self.histogram[-1],
+                **{f"<={b}": n for b, n in zip(BOUNDS_MS, self.histogram, strict=False)},
+                f">{BOUNDS_MS[-1]}": self.histogram[-1],
             },
             "stalls": [{"at": s.at, "ms": s.ms} for s in self.stalls],
         }

@@ -240,6 +240,10 @@ class Reconciler:
             return False
         return mirror.full or (self.settled(dpid) and not mirror.tap_synced)
 
+    def groups_held(self, dpid: int) -> int:
+        mirror = self._mirrors.get(dpid)
+        return len(mirror.groups) if mirror is not None else 0
+
     def holds(self, dpid: int) -> Mapping[EntryKey, FlowRule]:
         """The entries vtap owns on the switch, as last confirmed."""
         mirror = self._mirrors.get(dpid)
