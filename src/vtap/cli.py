@@ -12,8 +12,25 @@ app = typer.Typer(
     help="vtap: virtual TAP for data-center networks on Open vSwitch.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # vtap --install-completion / --show-completion
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from vtap import __version__
+
+        typer.echo(f"vtap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """vtap: virtual TAP for data-center networks on Open vSwitch."""
 
 
 def _register() -> None:
@@ -25,12 +42,14 @@ def _register() -> None:
     from vtap.lab.cli import register as register_lab
     from vtap.pki_cli import register as register_pki
     from vtap.policy_cli import register as register_policy
+    from vtap.read_cli import register as register_reads
     from vtap.token_cli import register as register_token
 
     register_controller(app)
     register_lab(app)
     register_demo(app)
     register_policy(app)
+    register_reads(app)
     register_pki(app)
     register_token(app)
     register_bench_controlplane(app)  # creates the `bench` group; dataplane joins it
@@ -45,7 +64,7 @@ def main() -> None:
         result = app(standalone_mode=False)
     except VtapError as exc:
         print(f"vtap: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -2,80 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from vtap import apiauth
+from vtap import cliout
+from vtap.apiclient import DEFAULT_API, ApiClient, ApiOpt, PolicyRef
+from vtap.cliout import OutputOpt
 from vtap.domain.policy import SPEC_FIELDS, PolicyIdentity, PolicySpec
-from vtap.errors import VtapError
-
-DEFAULT_API = "http://127.0.0.1:8080"
-
-ApiOpt = Annotated[
-    str, typer.Option("--api", envvar="VTAP_API", help="Base URL of the controller's REST API.")
-]
-PolicyRef = Annotated[str, typer.Argument(help="Policy id or name.")]
-
-
-class ApiClient:
-    """Thin REST client that turns HTTP failures into one-line operator errors."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/")
-        try:
-            url = httpx.URL(self.base)
-        except httpx.InvalidURL as exc:
-            raise VtapError(f"--api {base!r} is not a valid URL: {exc}") from exc
-        if url.scheme not in ("http", "https") or not url.host:
-            raise VtapError(f"--api must be an http:// URL (e.g. {DEFAULT_API}), not {base!r}")
-        self._http = httpx.Client(
-            base_url=f"{self.base}/api/v1", timeout=30, headers=apiauth.headers()
-        )
-
-    def call(
-        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
-    ) -> Any:
-        try:
-            resp = self._http.request(method, path, json=body, params=params)
-        except httpx.HTTPError as exc:
-            raise VtapError(
-                f"cannot reach the controller at {self.base} ({exc.__class__.__name__}); "
-                "is it running? (vtap lab up / vtap controller)"
-            ) from exc
-        if resp.status_code >= 400:
-            raise VtapError(_error_text(resp))
-        return resp.json() if resp.content else None
-
-    def resolve(self, ref: str) -> dict[str, Any]:
-        """A policy by id or by name."""
-        if ref.isdigit():
-            return self.call("GET", f"/policies/{ref}")
-        for policy in self.call("GET", "/policies"):
-            if policy["name"] == ref:
-                return policy
-        raise VtapError(f"no policy named {ref!r}")
-
-
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        detail = resp.json().get("detail")
-    except ValueError:
-        return f"HTTP {resp.status_code}: {resp.text.strip()[:200]}"
-    if isinstance(detail, list):  # 422: name the fields
-        parts = []
-        for err in detail:
-            loc = [str(p) for p in err.get("loc", []) if p != "body"]
-            parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
-        return "; ".join(parts)
-    return str(detail)
+from vtap.domain.protocols import NAMES as PROTO_NAMES
+from vtap.domain.protocols import parse_proto
+from vtap.errors import NotActiveError, VtapError
 
 
 def _match_summary(p: dict[str, Any]) -> str:
@@ -84,7 +27,7 @@ def _match_summary(p: dict[str, Any]) -> str:
     extra = []
     if p.get("vlan_id") is not None:
         extra.append(f"vlan {p['vlan_id']}")
-    proto = {6: "tcp", 17: "udp", 1: "icmp"}.get(p.get("ip_proto") or -1, p.get("ip_proto"))
+    proto = PROTO_NAMES.get(p.get("ip_proto") or -1, p.get("ip_proto"))
     if proto is not None:
         extra.append(str(proto))
     if p.get("src_port"):
@@ -107,6 +50,45 @@ def _spec_body(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+IpProtoOpt = Annotated[
+    str | None,
+    typer.Option(help="IP protocol: tcp, udp, icmp, icmpv6 or a number 0-255."),
+]
+WaitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        help="Wait up to SECONDS for `active`; exit 3 with the reason if it is not.",
+        metavar="SECONDS",
+    ),
+]
+CLEARABLE = ("src_mac", "src_ip", "dst_mac", "dst_ip", "monitor_mac", "monitor_ip", "vlan_id",
+             "ip_proto", "src_port", "dst_port")  # fmt: skip
+
+
+def _proto(text: str | None) -> int | None:
+    try:
+        return parse_proto(text)
+    except ValueError:
+        raise VtapError(
+            f"--ip-proto must be tcp, udp, icmp, icmpv6 or a number 0-255, not {text!r}"
+        ) from None
+
+
+def _wait_active(client: ApiClient, policy: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Poll until the policy is active; NotActiveError (exit 3) with its reason otherwise."""
+    deadline = time.monotonic() + max(0.0, seconds)
+    while policy["status"] != "active" and time.monotonic() < deadline:
+        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        policy = client.call("GET", f"/policies/{policy['id']}")
+    if policy["status"] != "active":
+        raise NotActiveError(
+            f"policy {policy['id']} ({policy['name']}) not active after {seconds:g} s: "
+            f"{_status(policy)}"
+        )
+    return policy
+
+
 def build_policy_app() -> typer.Typer:
     app = typer.Typer(help="Manage TAP policies (over the REST API).", no_args_is_help=True)
 
@@ -120,50 +102,113 @@ def build_policy_app() -> typer.Typer:
         dst_mac: Annotated[str | None, typer.Option(help="Destination MAC.")] = None,
         dst_ip: Annotated[str | None, typer.Option(help="Destination IPv4.")] = None,
         vlan_id: Annotated[int | None, typer.Option(help="VLAN id 1-4094.")] = None,
-        ip_proto: Annotated[int | None, typer.Option(help="IP protocol (6 TCP, 17 UDP).")] = None,
+        ip_proto: IpProtoOpt = None,
         src_port: Annotated[int | None, typer.Option(help="TCP/UDP source port.")] = None,
         dst_port: Annotated[int | None, typer.Option(help="TCP/UDP destination port.")] = None,
         delivery: Annotated[str, typer.Option(help="tagged or rewrite.")] = "tagged",
         disabled: Annotated[bool, typer.Option("--disabled", help="Create disabled.")] = False,
+        wait: WaitOpt = None,
         api: ApiOpt = DEFAULT_API,
     ) -> None:
-        """Create a policy and show its status."""
+        """Create a policy and show its status (with --wait: once it is active)."""
         body = _spec_body(
             {
                 "name": name, "src_mac": src_mac, "src_ip": src_ip, "dst_mac": dst_mac,
                 "dst_ip": dst_ip, "monitor_mac": monitor_mac, "monitor_ip": monitor_ip,
-                "vlan_id": vlan_id, "ip_proto": ip_proto, "src_port": src_port,
+                "vlan_id": vlan_id, "ip_proto": _proto(ip_proto), "src_port": src_port,
                 "dst_port": dst_port, "delivery": delivery, "enabled": not disabled,
             }
         )  # fmt: skip
-        policy = ApiClient(api).call("POST", "/policies", body)
+        client = ApiClient(api)
+        policy = client.call("POST", "/policies", body)
         typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
+        if wait is not None:
+            policy = _wait_active(client, policy, wait)
+            typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
+
+    @app.command("update")
+    def update(
+        ref: PolicyRef,
+        name: Annotated[str | None, typer.Option(help="New name.")] = None,
+        monitor_mac: Annotated[str | None, typer.Option(help="Monitor host MAC.")] = None,
+        monitor_ip: Annotated[str | None, typer.Option(help="Monitor host IPv4.")] = None,
+        src_mac: Annotated[str | None, typer.Option(help="Source MAC.")] = None,
+        src_ip: Annotated[str | None, typer.Option(help="Source IPv4.")] = None,
+        dst_mac: Annotated[str | None, typer.Option(help="Destination MAC.")] = None,
+        dst_ip: Annotated[str | None, typer.Option(help="Destination IPv4.")] = None,
+        vlan_id: Annotated[int | None, typer.Option(help="VLAN id 1-4094.")] = None,
+        ip_proto: IpProtoOpt = None,
+        src_port: Annotated[int | None, typer.Option(help="TCP/UDP source port.")] = None,
+        dst_port: Annotated[int | None, typer.Option(help="TCP/UDP destination port.")] = None,
+        delivery: Annotated[str | None, typer.Option(help="tagged or rewrite.")] = None,
+        clear: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--clear",
+                help="Make FIELD a wildcard (e.g. --clear dst_port); repeatable.",
+                metavar="FIELD",
+            ),
+        ] = None,
+        wait: WaitOpt = None,
+        api: ApiOpt = DEFAULT_API,
+    ) -> None:
+        """Change some fields of a policy (PATCH): the others stay as they are."""
+        body = _spec_body(
+            {
+                "name": name, "src_mac": src_mac, "src_ip": src_ip, "dst_mac": dst_mac,
+                "dst_ip": dst_ip, "monitor_mac": monitor_mac, "monitor_ip": monitor_ip,
+                "vlan_id": vlan_id, "ip_proto": _proto(ip_proto), "src_port": src_port,
+                "dst_port": dst_port, "delivery": delivery,
+            }
+        )  # fmt: skip
+        for field in clear or []:
+            key = field.replace("-", "_")
+            if key not in CLEARABLE:
+                raise VtapError(f"--clear {field}: not a field that can be a wildcard; one of "
+                                f"{', '.join(CLEARABLE)}")  # fmt: skip
+            if key in body:
+                raise VtapError(f"--clear {field} and --{key.replace('_', '-')} contradict")
+            body[key] = None
+        if not body:
+            raise VtapError("nothing to change: give at least one field option or --clear")
+        client = ApiClient(api)
+        policy = client.resolve(ref)
+        policy = client.call("PATCH", f"/policies/{policy['id']}", body)
+        typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
+        if wait is not None:
+            policy = _wait_active(client, policy, wait)
+            typer.echo(f"policy {policy['id']} ({policy['name']}): {_status(policy)}")
 
     @app.command("list")
     def list_(
         api: ApiOpt = DEFAULT_API,
-        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON (= -o json).")] = False,
+        output: OutputOpt = "table",
     ) -> None:
         """List policies with their status."""
+        fmt = "json" if as_json else cliout.check(output)
         policies = ApiClient(api).call("GET", "/policies")
-        if as_json:
-            typer.echo(json.dumps(policies, indent=2))
-            return
-        table = Table()
-        for col in ("id", "name", "match", "monitor", "delivery", "enabled", "status"):
-            table.add_column(col)
-        for p in policies:
-            table.add_row(
-                str(p["id"]), p["name"], _match_summary(p),
-                p.get("monitor_ip") or p.get("monitor_mac") or "", p["delivery"],
-                "yes" if p["enabled"] else "no", _status(p),
-            )  # fmt: skip
-        Console().print(table)
+
+        def table() -> None:
+            out = Table()
+            for col in ("id", "name", "match", "monitor", "delivery", "enabled", "status"):
+                out.add_column(col)
+            for p in policies:
+                out.add_row(
+                    str(p["id"]), p["name"], _match_summary(p),
+                    p.get("monitor_ip") or p.get("monitor_mac") or "", p["delivery"],
+                    "yes" if p["enabled"] else "no", _status(p),
+                )  # fmt: skip
+            Console().print(out)
+
+        cliout.emit(policies, fmt, table)
 
     @app.command("show")
-    def show(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+    def show(ref: PolicyRef, api: ApiOpt = DEFAULT_API, output: OutputOpt = "table") -> None:
         """Show one policy."""
-        _print_policy(ApiClient(api).resolve(ref))
+        cliout.check(output)
+        policy = ApiClient(api).resolve(ref)
+        cliout.emit(policy, output, lambda: _print_policy(policy))
 
     @app.command("rm")
     def rm(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
@@ -190,32 +235,42 @@ def build_policy_app() -> typer.Typer:
         _set_enabled(ref, api, False)
 
     @app.command("rules")
-    def rules(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+    def rules(ref: PolicyRef, api: ApiOpt = DEFAULT_API, output: OutputOpt = "table") -> None:
         """The compiled rules of a policy per switch, in ovs-ofctl syntax."""
+        cliout.check(output)
         client = ApiClient(api)
         policy = client.resolve(ref)
         out = client.call("GET", f"/policies/{policy['id']}/rules")
-        if not out["switches"]:
-            typer.echo(f"no rules: {out['status']} {out['status_reason']}".rstrip())
-        for sw in out["switches"]:
-            typer.echo(f"{sw['switch'] or sw['dpid']} ({sw['dpid']}):")
-            for rule in sw["rules"]:
-                typer.echo(f"  {rule['ofctl']}")
+
+        def table() -> None:
+            if not out["switches"]:
+                typer.echo(f"no rules: {out['status']} {out['status_reason']}".rstrip())
+            for sw in out["switches"]:
+                typer.echo(f"{sw['switch'] or sw['dpid']} ({sw['dpid']}):")
+                for rule in sw["rules"]:
+                    typer.echo(f"  {rule['ofctl']}")
+
+        cliout.emit(out, output, table)
 
     @app.command("stats")
-    def stats(ref: PolicyRef, api: ApiOpt = DEFAULT_API) -> None:
+    def stats(ref: PolicyRef, api: ApiOpt = DEFAULT_API, output: OutputOpt = "table") -> None:
         """Packets and bytes copied for a policy."""
+        cliout.check(output)
         client = ApiClient(api)
         policy = client.resolve(ref)
         out = client.call("GET", f"/policies/{policy['id']}/stats")
-        typer.echo(
-            f"policy {out['policy_id']}: {out['packets']} packets, {out['bytes']} bytes copied"
-        )
-        for c in out["copies"]:
+
+        def table() -> None:
             typer.echo(
-                f"  {c['switch'] or c['dpid']} group 0x{c['group_id']:08x} → {c['monitor']}: "
-                f"{c['packets']} packets, {c['bytes']} bytes"
+                f"policy {out['policy_id']}: {out['packets']} packets, {out['bytes']} bytes copied"
             )
+            for c in out["copies"]:
+                typer.echo(
+                    f"  {c['switch'] or c['dpid']} group 0x{c['group_id']:08x} → "
+                    f"{c['monitor']}: {c['packets']} packets, {c['bytes']} bytes"
+                )
+
+        cliout.emit(out, output, table)
 
     @app.command("apply")
     def apply(

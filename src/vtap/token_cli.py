@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make a token; it is printed once, alone on the last line."""
         if os.environ.get("VTAP_TOKEN"):
-            from vtap.policy_cli import ApiClient
+            from vtap.apiclient import ApiClient
 
             made = ApiClient(api).call("POST", "/tokens", {"role": role.value, "name": name})
             secret, token_id = made["token"], made["id"]
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
     @tokens.command("list")
     def list_(api: Annotated[str, typer.Option(help="controller URL")] = DEFAULT_API) -> None:
         """Tokens (never their secrets)."""
-        from vtap.policy_cli import ApiClient
+        from vtap.apiclient import ApiClient
 
         for t in ApiClient(api).call("GET", "/tokens"):
             typer.echo(f"{t['id']:>4}  {t['role']:<8}  {t['name']}  {t['created_at']}")
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         api: Annotated[str, typer.Option(help="controller URL")] = DEFAULT_API,
     ) -> None:
         """Revoke a token: it stops working at once."""
-        from vtap.policy_cli import ApiClient
+        from vtap.apiclient import ApiClient
 
         ApiClient(api).call("DELETE", f"/tokens/{token_id}")
         typer.echo(f"token {token_id} revoked")

@@ -32,6 +32,7 @@ from unittest import mock
 
 import httpx
 import pytest
+import yaml
 
 from tests.api.conftest import QUICK_APPLY_WAIT, observe_fabric
 from tests.unit.leafspine import Fabric
@@ -685,3 +686,81 @@ def test_apply_dry_run_prints_the_diff_and_changes_nothing(
         "dry run: 1 created, 0 changed, 1 removed, 2 unchanged; nothing was changed"
     )
     assert _by_name(controller) == before
+
+
+# ------------------------------------------------------------------------------ scripting
+
+
+def run_top(*args: str, api: str | None) -> Result:
+    """`vtap ARGS` (not under `policy`) through the real entry point."""
+    with mock.patch(f"{__name__}._argv", lambda a, u: [*a, *(["--api", u] if u else [])]):
+        return run(*args, api=api)
+
+
+def test_read_commands_print_json_and_yaml_for_scripts(controller: ControllerThread) -> None:
+    api = controller.url
+    ok(run("add", *WEB, api=api))
+    [web] = policies(controller)
+    assert json.loads(ok(run("list", "-o", "json", api=api))) == [web]
+    assert json.loads(ok(run("show", "web", "-o", "json", api=api))) == web
+    shown = yaml.safe_load(ok(run("show", str(web["id"]), "-o", "yaml", api=api)))
+    assert shown == web
+    rules = json.loads(ok(run("rules", "web", "--output", "json", api=api)))
+    assert rules["status"] == "pending" and rules["switches"] == []
+    stats = yaml.safe_load(ok(run("stats", "web", "-o", "yaml", api=api)))
+    assert stats["packets"] == 0
+    topo = json.loads(ok(run_top("topology", "-o", "json", api=api)))
+    assert set(topo) == {"switches", "links", "hosts"}
+    health = yaml.safe_load(ok(run_top("health", "-o", "yaml", api=api)))
+    assert health["status"] == "ok" and "install" in health
+    flows = json.loads(ok(run_top("flows", "--proto", "udp", "-o", "json", api=api)))
+    assert flows["total"] == 0 and flows["flows"] == []
+    assert "-o must be table, json or yaml, not 'xml'" in one_line_error(
+        run("list", "-o", "xml", api=api)
+    )
+
+
+def test_ip_proto_by_name_update_clear_and_names_made_of_digits(
+    controller: ControllerThread,
+) -> None:
+    api = controller.url
+    ok(run("add", "--name", "123", "--src-ip", "10.0.0.1", "--ip-proto", "udp",
+           "--dst-port", "53", "--monitor-ip", "10.0.0.3", api=api))  # fmt: skip
+    [p] = policies(controller)
+    assert p["ip_proto"] == 17
+    # "123" alone is an id; name:123 is the policy named "123".
+    assert json.loads(ok(run("show", "name:123", "-o", "json", api=api)))["id"] == p["id"]
+    out = ok(run("update", "name:123", "--ip-proto", "tcp", "--dst-port", "443",
+                 "--clear", "src_ip", "--dst-ip", "10.0.0.2", api=api))  # fmt: skip
+    assert out.startswith(f"policy {p['id']} (123): ")
+    [q] = policies(controller)
+    assert (q["ip_proto"], q["dst_port"], q["src_ip"], q["dst_ip"]) == (6, 443, None, "10.0.0.2")
+    assert "icmpv6" in one_line_error(run("update", "name:123", "--ip-proto", "tls", api=api))
+    assert "--clear color: not a field" in one_line_error(
+        run("update", "name:123", "--clear", "color", api=api)
+    )
+    assert "nothing to change" in one_line_error(run("update", "name:123", api=api))
+    # A patch the server refuses names the field, and changes nothing.
+    err = one_line_error(run("update", "name:123", "--clear", "monitor_ip", api=api))
+    assert "monitor" in err
+    assert policies(controller) == [q]
+
+
+def test_add_wait_exits_3_with_the_reason_when_the_policy_is_not_active(
+    controller: ControllerThread,
+) -> None:
+    result = run("add", *WEB, "--wait", "0.5", api=controller.url)
+    assert result.code == 3, result
+    assert "Traceback" not in result.err
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("vtap: error: policy ")
+    assert "not active after 0.5 s: pending (monitor host 10.0.0.3 not discovered yet)" in lines[0]
+
+
+def test_version_and_completion() -> None:
+    proc = subprocess.run([sys.executable, "-m", "vtap", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0 and re.fullmatch(r"vtap \d+\.\d+\.\d+\n", proc.stdout)
+    helped = subprocess.run([sys.executable, "-m", "vtap", "--help"], capture_output=True,
+                            text=True, timeout=60, check=False, env=_env())  # fmt: skip
+    assert "--install-completion" in helped.stdout

@@ -23,8 +23,6 @@ from vtap.stats.flowtable import FlowRecord
 
 Row = dict[str, Any]
 
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17}
-
 
 def flow_id(key: FlowKey) -> str:
     return f"{key.ip_proto}_{key.ipv4_src}_{key.src_port}_{key.ipv4_dst}_{key.dst_port}"
@@ -58,18 +56,6 @@ class FlowFilter:
         if self.port is not None and self.port not in (key.src_port, key.dst_port):
             return False
         return self.host is None or bool(hosts & {key.ipv4_src, key.ipv4_dst})
-
-
-def parse_proto(text: str | None) -> int | None:
-    """`tcp`, `udp`, `icmp` or a protocol number; ValueError otherwise."""
-    if text is None or text == "":
-        return None
-    value = PROTOCOLS.get(text.lower())
-    if value is None:
-        value = int(text)
-    if not 0 <= value <= 255:
-        raise ValueError(text)
-    return value
 
 
 class LiveViews:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from vtap.api.deps import ControllerDep, ViewsDep
 from vtap.api.schemas import FlowDetail, FlowList, FlowOut
-from vtap.api.views import FlowFilter, parse_flow_id, parse_proto
+from vtap.api.views import FlowFilter, parse_flow_id
+from vtap.domain.protocols import parse_proto
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 
@@ -35,7 +36,7 @@ def list_flows(
             detail=[
                 {
                     "loc": ["query", "proto"],
-                    "msg": "must be tcp, udp, icmp or a protocol number 0-255",
+                    "msg": "must be tcp, udp, icmp, icmpv6 or a protocol number 0-255",
                     "type": "value_error",
                 }
             ],
