@@ -37,6 +37,7 @@ def _register() -> None:
     from vtap.bench.cpcli import register as register_bench_controlplane
     from vtap.bench.dataplane.cli import register as register_bench_dataplane
     from vtap.bench.faultcli import register as register_bench_faults
+    from vtap.config_cli import register as register_config
     from vtap.controller.cli import register as register_controller
     from vtap.demo import register as register_demo
     from vtap.lab.cli import register as register_lab
@@ -46,6 +47,7 @@ def _register() -> None:
     from vtap.token_cli import register as register_token
 
     register_controller(app)
+    register_config(app)
     register_lab(app)
     register_demo(app)
     register_policy(app)

@@ -1,4 +1,5 @@
-"""Runtime settings, read from VTAP_* environment variables.
+"""Runtime settings: defaults, then the config file (config.py), then VTAP_* environment
+variables, then command-line flags. Every field is documented here (`vtap config example`).
 
 One object, built once by the entry point and passed down: no module reads the environment
 on its own, so tests can run several controllers side by side.
@@ -40,50 +41,79 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VTAP_", extra="ignore")
 
-    of_host: str = "127.0.0.1"
-    of_port: int = Field(6653, ge=1, le=65535)
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(8080, ge=1, le=65535)
-    state_dir: Path = Field(default_factory=_default_state_dir)
-    ovs_rundir: Path | None = None
-    db_path: Path | None = None  # default: <state_dir>/policies.db
+    of_host: str = Field("127.0.0.1", description="Address the OpenFlow listener binds to.")
+    of_port: int = Field(6653, ge=1, le=65535, description="TCP port for OpenFlow switches.")
+    api_host: str = Field("127.0.0.1", description="Address the REST API and console bind to.")
+    api_port: int = Field(8080, ge=1, le=65535, description="TCP port of the REST API.")
+    state_dir: Path = Field(
+        default_factory=_default_state_dir,
+        description="Policy store, tokens, PKI and lab state (default /var/lib/vtap as root).",
+    )
+    ovs_rundir: Path | None = Field(
+        None, description="Run dir of an Open vSwitch vtap should use or start (lab only)."
+    )
+    db_path: Path | None = Field(
+        None, description="Policy database (default STATE_DIR/policies.db)."
+    )
 
-    echo_interval: float = 5.0
-    echo_timeout: float = 15.0
-    request_timeout: float = 10.0
-    lldp_interval: float = 2.0
-    link_timeout: float = 7.0
-    edge_grace: float = 2.0
-    flow_idle_timeout: int = 30
-    tap_settle: float = 5.0
-    # Every switch's tables are compared with the intent this often (s); whatever was
-    # removed, changed or added out of band is repaired by the next round.
-    audit_interval: float = Field(5.0, gt=0, le=10.0)
-    # The MPLS labels copies may carry across the fabric (one per monitor, or per policy for
-    # rewrite delivery). Copies are recognised by the port they arrive on, so the range needs
-    # no reservation in the network; it only has to fit the number of monitors.
-    label_first: int = Field(16, ge=16, le=(1 << 20) - 1)
-    label_last: int = Field((1 << 20) - 1, ge=16, le=(1 << 20) - 1)
-    # Flow statistics: how often every switch's forwarding counters are read, how many rate
-    # points per flow hop are kept for the chart, and display names for hosts (IP or MAC →
-    # name, e.g. VTAP_HOST_NAMES='{"10.0.0.1": "h1"}'): the network itself has no host names.
-    stats_interval: float = Field(1.0, gt=0)
-    stats_history: int = Field(120, ge=1)
-    host_names: dict[str, str] = Field(default_factory=dict)
-
-    # Switches allowed to connect, by datapath id (hex, as in `ovs-vsctl get bridge BR
-    # datapath_id`); empty: any switch that completes the handshake. From the environment as
-    # JSON: VTAP_DATAPATH_ALLOW='["0000000000000101", "0x102"]'.
-    datapath_allow: frozenset[int] = frozenset()
-    # OpenFlow over TLS: a directory made by `vtap pki init`; switches then need a certificate
-    # of its switch CA. Unset: plain TCP (keep it on loopback).
-    tls_dir: Path | None = None
-    # Host names the REST API answers to (DNS-rebinding guard); empty: loopback names and
-    # api_host. JSON from the environment: VTAP_API_HOSTS='["vtap.example.net"]'.
-    api_hosts: frozenset[str] = frozenset()
-    auth: bool = True  # tokens required on the REST API (VTAP_AUTH=false turns that off)
-    api_max_body: int = Field(32 * 1024 * 1024, ge=1024)  # bytes; larger bodies get 413
-    duplicate_probe: float = Field(2.0, gt=0)  # s the live holder of a datapath id has to answer
+    echo_interval: float = Field(5.0, description="Seconds of silence before a switch is probed.")
+    echo_timeout: float = Field(
+        15.0, description="Seconds of silence after which a switch is declared gone."
+    )
+    request_timeout: float = Field(
+        10.0, description="Seconds a switch has to answer a request, barrier or bundle commit."
+    )
+    lldp_interval: float = Field(2.0, description="Seconds between LLDP probes of every port.")
+    link_timeout: float = Field(7.0, description="Seconds without a probe after which a link goes.")
+    edge_grace: float = Field(
+        2.0, description="Seconds a new port waits before hosts are learnt on it (not a link)."
+    )
+    flow_idle_timeout: int = Field(30, description="Idle timeout of reactive path entries (s).")
+    tap_settle: float = Field(
+        5.0, description="Seconds a (re)connected switch with tables waits before TAP entries sync."
+    )
+    audit_interval: float = Field(
+        5.0,
+        gt=0,
+        le=10.0,
+        description="Seconds between audits of every switch's tables against the intent.",
+    )
+    # Copies are recognised by the port they arrive on, so the label range needs no
+    # reservation in the network; it only has to fit the number of monitors.
+    label_first: int = Field(
+        16, ge=16, le=(1 << 20) - 1, description="First MPLS label copies may carry."
+    )
+    label_last: int = Field(
+        (1 << 20) - 1, ge=16, le=(1 << 20) - 1, description="Last MPLS label copies may carry."
+    )
+    stats_interval: float = Field(
+        1.0, gt=0, description="Seconds between readings of the switches' counters."
+    )
+    stats_history: int = Field(120, ge=1, description="Rate points kept per flow hop (chart).")
+    host_names: dict[str, str] = Field(
+        default_factory=dict,
+        description="Display names of hosts, IP or MAC -> name (the network has no names).",
+    )
+    datapath_allow: frozenset[int] = Field(
+        frozenset(),
+        description="Datapath ids (hex) allowed to connect; empty: any switch.",
+    )
+    tls_dir: Path | None = Field(
+        None, description="OpenFlow over TLS with this `vtap pki init` directory; unset: TCP."
+    )
+    api_hosts: frozenset[str] = Field(
+        frozenset(),
+        description="Host names the REST API answers to; empty: loopback names and api_host.",
+    )
+    auth: bool = Field(True, description="Require API tokens (false turns that off).")
+    api_max_body: int = Field(
+        32 * 1024 * 1024, ge=1024, description="Largest request body (bytes); larger get 413."
+    )
+    duplicate_probe: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds the live holder of a datapath id has to answer an impostor's probe.",
+    )
 
     @field_validator("datapath_allow", mode="before")
     @classmethod

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from vtap.config import DEFAULT_CONFIG, load
 from vtap.errors import VtapError
-from vtap.settings import Settings
 
 
 def parse_host_port(value: str, option: str) -> tuple[str, int]:
@@ -21,22 +21,35 @@ def parse_host_port(value: str, option: str) -> tuple[str, int]:
 
 
 def controller(
-    of_port: Annotated[int, typer.Option(help="TCP port for OpenFlow switches.")] = 6653,
-    api: Annotated[str, typer.Option(help="HOST:PORT of the REST API.")] = "127.0.0.1:8080",
+    config: Annotated[
+        Path | None,
+        typer.Option(help=f"TOML settings file (default {DEFAULT_CONFIG} if it exists)."),
+    ] = None,
+    of_host: Annotated[
+        str | None, typer.Option(help="Address for OpenFlow switches [default: 127.0.0.1].")
+    ] = None,
+    of_port: Annotated[
+        int | None, typer.Option(help="TCP port for OpenFlow switches [default: 6653].")
+    ] = None,
+    api: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the REST API [default: 127.0.0.1:8080].")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
     tls_dir: Annotated[
         Path | None,
         typer.Option(help="OpenFlow over TLS with the PKI of `vtap pki init` (VTAP_TLS_DIR)"),
     ] = None,
 ) -> None:
-    """Run the vtap controller in the foreground (OpenFlow 1.3 + REST API)."""
+    """Run the vtap controller in the foreground (OpenFlow 1.3 + REST API). Settings: flags,
+    then VTAP_* variables, then the config file, then defaults (`vtap config show`)."""
     from vtap.service import serve
 
-    if not 0 < of_port < 65536:
+    if of_port is not None and not 0 < of_port < 65536:
         raise VtapError(f"--of-port must be 1..65535, not {of_port}")
-    api_host, api_port = parse_host_port(api, "--api")
-    extra = {"tls_dir": tls_dir} if tls_dir is not None else {}
-    settings = Settings(of_port=of_port, api_host=api_host, api_port=api_port, **extra)
+    flags: dict[str, object] = {"of_host": of_host, "of_port": of_port, "tls_dir": tls_dir}
+    if api is not None:
+        flags["api_host"], flags["api_port"] = parse_host_port(api, "--api")
+    settings = load(config, flags).settings
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
