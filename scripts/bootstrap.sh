@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(openvswitch-switch mininet tcpdump iperf3 iputils-ping iproute2 procps ethtool
               util-linux strace python3 python3-venv python3-dev chromium
-              dpdk-dev openvswitch-switch-dpdk)
+              dpdk-dev openvswitch-switch-dpdk systemd)
 # dpdk-dev: dpdk-testpmd, the endpoints of `vtap bench dataplane`; openvswitch-switch-dpdk:
 # ovs-vswitchd-dpdk for its OVS-DPDK runs (installed beside the plain ovs-vswitchd, which
 # stays the default: its alternative has the higher priority).

@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     api_max_body: int = Field(
         32 * 1024 * 1024, ge=1024, description="Largest request body (bytes); larger get 413."
     )
+    access_log: bool = Field(False, description="Log every REST request (logger vtap.access).")
     duplicate_probe: float = Field(
         2.0,
         gt=0,

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from vtap import __version__
-from vtap.api import metrics
+from vtap.api import accesslog, metrics
 from vtap.api.auth import Admin, Viewer
 from vtap.api.guard import RequestGuard, validation_error
 from vtap.api.routes import alerts, audit, events, flows, health, paths, policies, tokens, topology
@@ -44,6 +44,8 @@ def create_app(controller: Controller) -> FastAPI:
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[Admin])
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=[Admin])
     metrics.install(app, controller, dependencies=[Viewer])  # GET /metrics
+    if settings.access_log:
+        accesslog.install(app)
     # Last, so that every API route and /docs match first; the console is at "/".
     app.mount("/", StaticFiles(directory=ui_dir(), html=True), name="ui")
     return app

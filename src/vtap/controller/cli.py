@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +10,7 @@ import typer
 
 from vtap.config import DEFAULT_CONFIG, load
 from vtap.errors import VtapError
+from vtap.logs import FORMATS, configure
 
 
 def parse_host_port(value: str, option: str) -> tuple[str, int]:
@@ -35,6 +35,13 @@ def controller(
         str | None, typer.Option(help="HOST:PORT of the REST API [default: 127.0.0.1:8080].")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text, or json: one JSON object per line (log collectors).")
+    ] = "text",
+    access_log: Annotated[
+        bool | None,
+        typer.Option("--access-log/--no-access-log", help="Log every REST request."),
+    ] = None,
     tls_dir: Annotated[
         Path | None,
         typer.Option(help="OpenFlow over TLS with the PKI of `vtap pki init` (VTAP_TLS_DIR)"),
@@ -46,14 +53,18 @@ def controller(
 
     if of_port is not None and not 0 < of_port < 65536:
         raise VtapError(f"--of-port must be 1..65535, not {of_port}")
-    flags: dict[str, object] = {"of_host": of_host, "of_port": of_port, "tls_dir": tls_dir}
+    if log_format not in FORMATS:
+        raise VtapError(f"--log-format must be text or json, not {log_format!r}")
+    flags: dict[str, object] = {
+        "of_host": of_host,
+        "of_port": of_port,
+        "tls_dir": tls_dir,
+        "access_log": access_log,
+    }
     if api is not None:
         flags["api_host"], flags["api_port"] = parse_host_port(api, "--api")
     settings = load(config, flags).settings
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure(log_level, log_format)
     asyncio.run(serve(settings))
 
 
