@@ -683,3 +683,48 @@ async def test_put_is_all_or_nothing_and_an_empty_set_needs_prune(
     pruned = await client.put(POLICIES, params={"prune": "true"}, json={"policies": []})
     assert pruned.status_code == 200 and pruned.json()["removed"] == ["keep"]
     assert await count(client) == 0
+
+
+async def test_list_filters_and_pages(client: httpx.AsyncClient, seed: Seed) -> None:
+    web = [seed(f"web-{i}", dst_port=8000 + i) for i in range(5)]
+    dns = seed("dns", ip_proto=17, dst_port=53, monitor_ip="10.0.0.9")
+    resp = await client.get(POLICIES, params={"q": "WEB", "limit": 2, "offset": 1})
+    assert [p["id"] for p in resp.json()] == [web[1].id, web[2].id]
+    assert resp.headers["X-Total-Count"] == "5"
+    by_monitor = (await client.get(POLICIES, params={"monitor": "10.0.0.9"})).json()
+    assert [p["id"] for p in by_monitor] == [dns.id]
+    pending = await client.get(POLICIES, params={"status": "pending"})
+    assert len(pending.json()) == 6 and pending.headers["X-Total-Count"] == "6"
+    assert (await client.get(POLICIES, params={"status": "active"})).json() == []
+    bad = await client.get(POLICIES, params={"status": "sleeping"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "status"]
+    assert (await client.get(POLICIES, params={"limit": 0})).status_code == 422
+
+
+async def test_if_match_keeps_two_operators_from_overwriting_each_other(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    policy = seed("shared")
+    first = await client.get(f"{POLICIES}/{policy.id}")
+    etag = first.headers["ETag"]
+    assert (
+        etag.startswith('"')
+        and etag == (await client.get(f"{POLICIES}/{policy.id}")).headers["ETag"]
+    ), "the same version has the same tag"
+    # Operator 1 changes the port with the tag it read: accepted, with a new tag.
+    one = await client.patch(
+        f"{POLICIES}/{policy.id}", json={"dst_port": 8443}, headers={"If-Match": etag}
+    )
+    assert one.status_code == 200 and one.headers["ETag"] != etag
+    # Operator 2 still holds the old tag: refused, and nothing it sent is applied.
+    two = await client.patch(
+        f"{POLICIES}/{policy.id}", json={"dst_port": 9999}, headers={"If-Match": etag}
+    )
+    assert two.status_code == 412 and "changed since it was read" in two.json()["detail"]
+    assert (await client.get(f"{POLICIES}/{policy.id}")).json()["dst_port"] == 8443
+    # Without If-Match, a PATCH applies as before; "*" matches any version.
+    assert (await client.patch(f"{POLICIES}/{policy.id}", json={"dst_port": 81})).status_code == 200
+    star = await client.patch(
+        f"{POLICIES}/{policy.id}", json={"dst_port": 82}, headers={"If-Match": "*"}
+    )
+    assert star.status_code == 200

@@ -21,7 +21,7 @@ from vtap.domain.reports import CopyCounter, PolicyStats
 from vtap.ofchannel import codec
 from vtap.openflow.pipeline import GROUP_COPY, TABLE_COPY
 from vtap.openflow.rules import FlowRule, FlowStat, GroupRule
-from vtap.store.base import PolicyRepository, ReplacePlan, plan_replace
+from vtap.store.base import PolicyRepository, ReplacePlan, VersionMismatch, plan_replace
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,14 @@ class PolicyService:
         await self._installed([p.id for p in added])
         return await asyncio.to_thread(lambda: [self._with_status(p) for p in added])
 
-    async def update(self, policy_id: int, patch: PolicyPatch) -> Policy:
+    async def update(
+        self, policy_id: int, patch: PolicyPatch, if_match: str | None = None
+    ) -> Policy:
+        """Apply `patch`; with `if_match`, only if the policy is still that version (checked
+        and written with no await between: no other change can slip in)."""
         current = self._store.get(policy_id)
+        if if_match is not None and if_match.strip() not in ("*", current.etag):
+            raise VersionMismatch(policy_id, current.etag)
         spec = patch.apply(current)
         self._store.update(policy_id, spec, _now())
         return await self._apply(policy_id)

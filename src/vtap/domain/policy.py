@@ -17,7 +17,9 @@ so that two spellings of one policy compare equal, which the duplicate check (`i
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -173,21 +175,52 @@ def _cross_field_errors(spec: _SpecFields) -> list[InitErrorDetails]:
 class _SpecFields(BaseModel):
     """The operator-written fields, validated field by field and then as a whole."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "web-h1-h2",
+                    "src_ip": "10.0.0.1",
+                    "dst_ip": "10.0.0.2",
+                    "ip_proto": 6,
+                    "dst_port": 80,
+                    "monitor_ip": "10.0.0.3",
+                }
+            ]
+        },
+    )
 
-    name: Name
-    src_mac: Mac | None = None
-    src_ip: Ipv4 | None = None
-    dst_mac: Mac | None = None
-    dst_ip: Ipv4 | None = None
-    monitor_mac: Mac | None = None
-    monitor_ip: Ipv4 | None = None
-    vlan_id: VlanId | None = None
-    ip_proto: IpProto | None = None
-    src_port: L4Port | None = None
-    dst_port: L4Port | None = None
-    delivery: Delivery = "tagged"
-    enabled: bool = True
+    name: Name = Field(description="Unique name (letters, digits, . _ -).", examples=["web-h1"])
+    src_mac: Mac | None = Field(None, description="Source MAC; null: any.")
+    src_ip: Ipv4 | None = Field(None, description="Source IPv4; null: any.", examples=["10.0.0.1"])
+    dst_mac: Mac | None = Field(None, description="Destination MAC; null: any.")
+    dst_ip: Ipv4 | None = Field(None, description="Destination IPv4; null: any.")
+    monitor_mac: Mac | None = Field(
+        None, description="The monitor host by MAC (this or monitor_ip is needed)."
+    )
+    monitor_ip: Ipv4 | None = Field(
+        None,
+        description="The monitor host by IPv4 (found by ARP if not seen yet).",
+        examples=["10.0.0.3"],
+    )
+    vlan_id: VlanId | None = Field(None, description="Only frames of this VLAN (1-4094).")
+    ip_proto: IpProto | None = Field(
+        None,
+        description="IP protocol number (6 TCP, 17 UDP, 1 ICMP); null: any IP (or not IP).",
+        examples=[6],
+    )
+    src_port: L4Port | None = Field(None, description="TCP/UDP source port (needs ip_proto).")
+    dst_port: L4Port | None = Field(
+        None, description="TCP/UDP destination port (needs ip_proto).", examples=[80]
+    )
+    delivery: Delivery = Field(
+        "tagged",
+        description="tagged: copies cross the fabric under an MPLS label, delivered with their "
+        "original headers; rewrite: destination rewritten to the monitor.",
+    )
+    enabled: bool = Field(True, description="False: kept, but nothing is copied.")
 
     @model_validator(mode="after")
     def _check_whole(self) -> _SpecFields:
@@ -270,3 +303,11 @@ class Policy(_SpecFields):
 
     def with_status(self, status: PolicyStatus, reason: str = "") -> Policy:
         return self.model_copy(update={"status": status, "status_reason": reason})
+
+    @property
+    def etag(self) -> str:
+        """Names this version of the stored policy (not its status): an HTTP ETag, so two
+        operators editing one policy cannot overwrite each other unknowingly (If-Match)."""
+        fields = {f: getattr(self, f) for f in SPEC_FIELDS}
+        text = json.dumps([self.id, self.updated_at.isoformat(), fields], default=str)
+        return '"' + hashlib.sha256(text.encode()).hexdigest()[:20] + '"'

@@ -45,6 +45,18 @@ class DuplicateName(StoreError):
         self.existing_id = existing_id
 
 
+class VersionMismatch(StoreError):
+    """The policy changed since the caller read it (If-Match did not match; API: 412)."""
+
+    def __init__(self, policy_id: int, current: str) -> None:
+        super().__init__(
+            f"policy {policy_id} changed since it was read (its ETag is now {current}); "
+            "read it again and reapply the change"
+        )
+        self.policy_id = policy_id
+        self.current = current
+
+
 class BatchConflict(StoreError):
     """One item of a batch clashes with a stored policy or with another item (API: 409); the
     message names the item by its index, so a file of a thousand policies points at the line."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -17,7 +17,7 @@ from vtap.api.auth import Operator
 from vtap.api.deps import PoliciesDep
 from vtap.api.ofctl import rules_report
 from vtap.api.schemas import PolicyRules, PolicyStats
-from vtap.domain.policy import Policy, PolicyPatch, PolicySpec
+from vtap.domain.policy import Policy, PolicyPatch, PolicySpec, PolicyStatus
 from vtap.store.auditlog import Change
 from vtap.store.base import (
     BatchConflict,
@@ -25,12 +25,14 @@ from vtap.store.base import (
     DuplicatePolicy,
     PolicyNotFound,
     ReplacePlan,
+    VersionMismatch,
 )
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 
 _NOT_FOUND = {404: {"description": "No policy with this id"}}
 _CONFLICT = {409: {"description": "Same match and monitor (or name) as an existing policy"}}
+_PRECONDITION = {412: {"description": "If-Match: the policy changed since that ETag was read"}}
 
 
 def _body_error(exc: ValidationError) -> RequestValidationError:
@@ -299,37 +301,77 @@ async def delete_policies(batch: PolicyIds, policies: PoliciesDep, request: Requ
 
 
 @router.get("", response_model=list[Policy])
-async def list_policies(policies: PoliciesDep) -> Response:
-    """Every policy with its status. Built and serialised in a worker thread: 50,000 policies
+async def list_policies(
+    policies: PoliciesDep,
+    status_: Annotated[
+        PolicyStatus | None, Query(alias="status", description="only policies in this status")
+    ] = None,
+    monitor: Annotated[
+        str | None, Query(description="only policies copying to this monitor (IP or MAC)")
+    ] = None,
+    q: Annotated[str | None, Query(description="only names containing this text")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_BATCH, description="at most this many")] = None,
+    offset: Annotated[int, Query(ge=0, description="skip this many first (by id)")] = 0,
+) -> Response:
+    """Policies with their status, by id; filters combine. `X-Total-Count` is the number that
+    matched before `limit`/`offset`. Built and serialised in a worker thread: 50,000 policies
     take half a second, which the switches and other clients must not wait for."""
-    body = await asyncio.to_thread(lambda: _dump_policies(policies.list()))
-    return Response(body, media_type="application/json")
+    wanted = (monitor or "").lower()
+
+    def page() -> tuple[bytes, int]:
+        found = [
+            p
+            for p in policies.list()
+            if (status_ is None or p.status is status_)
+            and (not wanted or wanted in ((p.monitor_ip or "").lower(), p.monitor_mac or ""))
+            and (q is None or q.lower() in p.name.lower())
+        ]
+        end = None if limit is None else offset + limit
+        return _dump_policies(found[offset:end]), len(found)
+
+    body, total = await asyncio.to_thread(page)
+    return Response(body, media_type="application/json", headers={"X-Total-Count": str(total)})
 
 
 @router.get("/{policy_id}", response_model=Policy, responses=_NOT_FOUND)
-def get_policy(policy_id: int, policies: PoliciesDep) -> Policy:
+def get_policy(policy_id: int, policies: PoliciesDep, response: Response) -> Policy:
+    """One policy; its `ETag` header names this version (send it back as `If-Match` with a
+    PATCH or DELETE to change it only if nobody else did meanwhile)."""
     try:
-        return policies.get(policy_id)
+        policy = policies.get(policy_id)
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
+    response.headers["ETag"] = policy.etag
+    return policy
 
 
 @router.patch(
     dependencies=[Operator],
     path="/{policy_id}",
     response_model=Policy,
-    responses={**_NOT_FOUND, **_CONFLICT},
+    responses={**_NOT_FOUND, **_CONFLICT, **_PRECONDITION},
 )
 async def update_policy(
-    policy_id: int, patch: PolicyPatch, policies: PoliciesDep, request: Request
+    policy_id: int,
+    patch: PolicyPatch,
+    policies: PoliciesDep,
+    request: Request,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(description="the ETag read with GET: change only that version")
+    ] = None,
 ) -> Policy:
-    """Change some fields (null makes a field a wildcard); `enabled` enables or disables."""
+    """Change some fields (null makes a field a wildcard); `enabled` enables or disables.
+    With `If-Match`, 412 if the policy changed since that ETag was read."""
     try:
         before = policies.get(policy_id)
-        after = await policies.update(policy_id, patch)
+        after = await policies.update(policy_id, patch, if_match=if_match)
         change = ("policy.update", f"policy {policy_id}", policy_record(before))
         await record(request, [(*change, policy_record(after))])
+        response.headers["ETag"] = after.etag
         return after
+    except VersionMismatch as exc:
+        raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, detail=str(exc)) from exc
     except PolicyNotFound as exc:
         raise _not_found(exc) from exc
     except (DuplicatePolicy, DuplicateName) as exc:
