@@ -45,14 +45,19 @@ def test_policy_created_through_the_form_becomes_active_and_counts_copies(page: 
     expect(page.locator("form.policy-form")).to_have_count(0, timeout=SLOW)
     expect(row(page, "web-h1-h8").locator(".pill")).to_have_text("active", timeout=SLOW)
 
-    traffic = lab_background("h1", "ping", "-i", "0.2", "-c", "60", H8)
+    # Traffic for longer than any wait below (it is stopped at the end): a loaded machine
+    # must not see the pings end before the counters were read.
+    traffic = lab_background("h1", "ping", "-i", "0.2", "-c", "1500", H8)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while copied(page, "web-h1-h8") == 0 and time.monotonic() < deadline:
             time.sleep(0.5)
         first = copied(page, "web-h1-h8")
         assert first > 0, "the copied counter did not move while matching traffic ran"
-        time.sleep(3)  # the table updates by itself (event stream), no reload
+        # The table updates by itself (event stream), no reload.
+        deadline = time.monotonic() + 60
+        while copied(page, "web-h1-h8") <= first and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert copied(page, "web-h1-h8") > first
         row(page, "web-h1-h8").click()
         expect(page.locator("#policy-detail .switch-rules").first).to_be_visible()
@@ -78,7 +83,7 @@ def test_malformed_mac_shows_the_api_message_at_the_field_and_creates_nothing(
 
 
 def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Page) -> None:
-    traffic = lab_background("h3", "ping", "-i", "0.2", "-c", "200", H6)
+    traffic = lab_background("h3", "ping", "-i", "0.2", "-c", "3000", H6)  # stopped at the end
     try:
         page.goto(f"{API}/#flows")
         page.fill(".f-host", "h3")
@@ -93,7 +98,7 @@ def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Pag
             flow_id = found[0] if found else ""
             return bool(found)
 
-        wait_until(request_flow, timeout=15)
+        wait_until(request_flow, timeout=60)
         flow = page.locator(f'#flow-table .vt-row[data-key="{flow_id}"]')
         expect(flow).to_be_visible(timeout=15_000)
         flow.click()
@@ -113,11 +118,11 @@ def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Pag
         expect(row(page, tapped["name"]).locator(".pill")).to_have_text("active", timeout=SLOW)
 
         capture = lab_exec(
-            "h7", "timeout", "6", "tcpdump", "-i", "h7-eth0", "-n", "-l", "icmp", timeout=30
+            "h7", "timeout", "10", "tcpdump", "-i", "h7-eth0", "-n", "-l", "icmp", timeout=60
         )
         lines = [ln for ln in capture.stdout.splitlines() if "ICMP" in ln]
         copies = [ln for ln in lines if f"{H3} > {H6}" in ln]
-        assert len(copies) >= 15, capture.stdout + capture.stderr
+        assert len(copies) >= 5, capture.stdout + capture.stderr
         assert len(copies) == len(lines), "the monitor got something that is not a copy"
     finally:
         traffic.kill()
@@ -126,12 +131,11 @@ def test_tap_this_flow_creates_a_policy_whose_copies_reach_the_monitor(page: Pag
 
 def test_topology_highlights_the_tapped_flow_paths(page: Page) -> None:
     (tapped,) = [p for p in policies() if p["src_ip"] == H3 and p["monitor_ip"] == H7]
-    traffic = lab_background("h3", "ping", "-i", "0.2", "-c", "40", H6)
+    traffic = lab_background("h3", "ping", "-i", "0.2", "-c", "1500", H6)  # stopped at the end
     try:
-        time.sleep(2)
         page.goto(f"{API}/#topology")
         page.select_option(".policy-pick", str(tapped["id"]))
-        expect(page.locator("svg.topo .ln.prod").first).to_be_visible(timeout=10_000)
+        expect(page.locator("svg.topo .ln.prod").first).to_be_visible(timeout=60_000)
         expect(page.locator("svg.topo .ln.copy").first).to_be_visible()
         expect(page.locator("svg.topo .host.monitor")).to_have_count(1)
         expect(page.locator(".topo-info")).to_contain_text("Copy path")

@@ -14,12 +14,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.labkit import (
     Lab,
@@ -29,7 +29,10 @@ from tests.integration.labkit import (
     vtap,
     wait_until,
 )
+from vtap import apiauth
 from vtap.lab.traffic import Capture, FrameSpec, by_payload, send
+
+API = f"{Lab.api}/api/v1"  # the lab's REST API (its token: apiauth reads the state dir)
 
 COPIES = 1000
 
@@ -114,9 +117,25 @@ def spec(src: int, dst: int, **kw: object) -> FrameSpec:
 
 
 def warm_up(src: int, frame: FrameSpec) -> None:
-    """A few frames of the same 5-tuple first, so the reactive path exists."""
-    send(f"h{src}", FrameSpec(**{**frame.__dict__, "count": 3, "run": "00000000"}), inter=0.05)
-    time.sleep(0.3)
+    """A few frames of the same 5-tuple first, until the controller confirmed their reactive
+    path (the flows view lists a flow once every switch on its path confirmed its entry)."""
+    proto = {"udp": 17, "tcp": 6, "icmp": 1}[frame.proto]
+
+    def path_confirmed() -> bool:
+        flows = apiauth.get(f"{API}/flows", params={"host": frame.src_ip}, timeout=10)
+        return any(
+            f["dst_ip"] == frame.dst_ip and f["ip_proto"] == proto for f in flows.json()["flows"]
+        )
+
+    warm = FrameSpec(**{**frame.__dict__, "count": 3, "run": "00000000"})
+    send(f"h{src}", warm, inter=0.05)
+    if frame.mpls is not None:
+        return  # not IP on the wire: no reactive path to wait for
+    try:
+        wait_until(path_confirmed, timeout=5)
+    except AssertionError:  # the first frames raced host discovery: once more
+        send(f"h{src}", warm, inter=0.05)
+        wait_until(path_confirmed, timeout=30)
 
 
 def run_case(
@@ -198,7 +217,10 @@ def test_same_leaf_monitor(
     p = create(api, policies, name="same-leaf", src_mac=mac(1), src_ip=ip(1), monitor_mac=mac(2),
                monitor_ip=ip(2))  # fmt: skip
     run_case(tmp_path, 1, 5, spec(1, 5, dport=5001), copied_to=(2,))
-    assert api.get(f"/policies/{p['id']}/stats").json()["packets"] >= COPIES
+    # Open vSwitch folds datapath counters into its flow stats a moment later: wait for them.
+    wait_until(
+        lambda: api.get(f"/policies/{p['id']}/stats").json()["packets"] >= COPIES, timeout=30
+    )
 
 
 def test_seed_tap1_across_the_fabric_and_delete_leaves_nothing(
@@ -246,6 +268,26 @@ def test_monitor_across_the_fabric(api: httpx.Client, policies: list[int], tmp_p
     run_case(tmp_path, 3, 4, spec(3, 4, dport=5002), copied_to=(16,))
     (label,) = copy_labels(api, p["id"])
     assert label >= HIGH_LABELS  # far beyond any VLAN id
+
+
+def _copied_metric(api: httpx.Client, name: str) -> float:
+    """The policy's copied-packets counter as Prometheus scrapes it (GET /metrics)."""
+    text = api.get(f"{Lab.api}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("copied_packets_total") and sample.labels["policy"] == name:
+                return sample.value
+    return 0.0
+
+
+def test_metrics_count_the_copies_as_they_arrive(
+    api: httpx.Client, policies: list[int], tmp_path: Path
+) -> None:
+    create(api, policies, name="scraped", src_ip=ip(3), dst_ip=ip(4), monitor_ip=ip(16))
+    before = _copied_metric(api, "scraped")
+    run_case(tmp_path, 3, 4, spec(3, 4, dport=5003), copied_to=(16,))
+    # The counters are read from the switches every few seconds: wait for the next reading.
+    wait_until(lambda: _copied_metric(api, "scraped") >= before + COPIES, timeout=60)
 
 
 def test_wildcard_destination(
