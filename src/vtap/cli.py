@@ -45,6 +45,7 @@ def _register() -> None:
     from vtap.policy_cli import register as register_policy
     from vtap.read_cli import register as register_reads
     from vtap.token_cli import register as register_token
+    from vtap.trace.cli import register as register_trace
 
     register_controller(app)
     register_config(app)
@@ -52,6 +53,7 @@ def _register() -> None:
     register_demo(app)
     register_policy(app)
     register_reads(app)
+    register_trace(app)
     register_pki(app)
     register_token(app)
     register_bench_controlplane(app)  # creates the `bench` group; dataplane joins it

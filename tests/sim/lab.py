@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.sim.walker import Network, Packet, WalkResult
 from tests.unit.leafspine import Fabric
 from vtap.compiler.alloc import Allocations, TapConfig
 from vtap.compiler.forwarding import base_rules, path_rules
@@ -14,6 +13,7 @@ from vtap.compiler.topoview import TopologyView
 from vtap.domain.network import FlowKey, PortRef
 from vtap.domain.policy import Policy, PolicySpec
 from vtap.topology import HostTracker, host_path
+from vtap.trace.walker import Network, Packet, WalkResult
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

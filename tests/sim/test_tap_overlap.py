@@ -16,9 +16,9 @@ import random
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
-from tests.sim.walker import Packet
 from vtap.compiler.plan import PlanState, TapPlan
 from vtap.domain.policy import Policy
+from vtap.trace.walker import Packet
 
 
 def _policies(lab: Lab) -> dict[str, Policy]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import random
 
 from tests.sim.lab import Lab, ip, mac
-from tests.sim.walker import Packet
 from tests.unit.leafspine import Fabric
 from vtap.compiler.tap import PlanState
 from vtap.domain.network import Host
+from vtap.trace.walker import Packet
 
 
 def test_ten_thousand_overlapping_policies_all_ready_and_linear() -> None:

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
-from tests.sim.walker import Network, Packet
 from vtap.compiler.alloc import Allocations
 from vtap.compiler.forwarding import base_rules, path_rules
 from vtap.compiler.tap import TapCompiler
@@ -32,6 +31,7 @@ from vtap.domain.policy import Policy, PolicyPatch
 from vtap.ofchannel import messages as m
 from vtap.openflow.rules import EntryKey, FlowRule, GroupRule, ToGroup
 from vtap.topology import host_path
+from vtap.trace.walker import Network, Packet
 
 Tables = tuple[dict[EntryKey, FlowRule], dict[int, GroupRule]]
 Check = Callable[[Mapping[int, Tables], Mapping[int, list[Tables]]], None]

@@ -13,13 +13,13 @@ from dataclasses import replace
 import pytest
 
 from tests.sim.lab import Lab, ip, mac
-from tests.sim.walker import Packet
 from vtap.compiler.tap import PlanState
 from vtap.domain.network import FlowKey
 from vtap.domain.policy import Policy
 from vtap.openflow.pipeline import TABLE_COPY
 from vtap.openflow.rules import Output, ReservedPort
 from vtap.topology import host_path
+from vtap.trace.walker import Packet
 
 # Lab hosts: h1, h2 on leaf 1; h3, h4 on leaf 2; ... h15, h16 on leaf 8.
 

@@ -13,7 +13,18 @@ from vtap import __version__
 from vtap.api import accesslog, metrics
 from vtap.api.auth import Admin, Viewer
 from vtap.api.guard import RequestGuard, validation_error
-from vtap.api.routes import alerts, audit, events, flows, health, paths, policies, tokens, topology
+from vtap.api.routes import (
+    alerts,
+    audit,
+    events,
+    flows,
+    health,
+    paths,
+    policies,
+    tokens,
+    topology,
+    trace,
+)
 from vtap.api.views import LiveViews
 from vtap.controller.core import Controller
 
@@ -39,7 +50,7 @@ def create_app(controller: Controller) -> FastAPI:
     app.state.controller = controller
     app.state.views = LiveViews(controller)
     app.include_router(health.router, prefix=API_PREFIX)  # open: liveness probes
-    for router in (topology, policies, paths, flows, events, alerts):
+    for router in (topology, policies, paths, flows, events, alerts, trace):
         app.include_router(router.router, prefix=API_PREFIX, dependencies=[Viewer])
     app.include_router(tokens.router, prefix=API_PREFIX, dependencies=[Admin])
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=[Admin])

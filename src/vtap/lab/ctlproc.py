@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -40,10 +42,19 @@ def check_port_free(host: str, port: int, what: str) -> None:
 
 
 def start_controller(
-    of_port: int, api_host: str, api_port: int, log: Path, tls_dir: Path | None = None
+    of_port: int,
+    api_host: str,
+    api_port: int,
+    log: Path,
+    tls_dir: Path | None = None,
+    host_names: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start `vtap controller` in its own session, so a Ctrl-C at the lab's terminal reaches
-    only the lab, which then stops the controller in order."""
+    only the lab, which then stops the controller in order. `host_names` (IP or MAC → name):
+    the lab's names for its hosts, unless the operator set VTAP_HOST_NAMES."""
+    env = dict(os.environ)
+    if host_names and "VTAP_HOST_NAMES" not in env:
+        env["VTAP_HOST_NAMES"] = json.dumps(host_names)
     argv = [
         *vtap_command(),
         "controller",
@@ -61,6 +72,7 @@ def start_controller(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 

@@ -232,6 +232,7 @@ class _Lab:
                 self.config.api_port,
                 self.store.controller_log,
                 tls_dir=pki.directory if pki is not None else None,
+                host_names={key: h.name for h in self.config.plan.hosts for key in (h.ip, h.mac)},
             )
             self.state.controller = ProcRef.of(self.controller.pid)
             self.save()

@@ -1,4 +1,5 @@
-"""A fake OpenFlow 1.3 fabric: walk a packet through neutral rules and see where copies land.
+"""A model of an OpenFlow 1.3 fabric: walk a packet through rules and see where copies land.
+`vtap trace` walks the controller's intent through it; the tests walk compiled rule sets.
 
 In the spirit of faucet's clib/fakeoftable.py (no code taken): each switch is a set of tables
 of `FlowRule`s and a set of `GroupRule`s; a packet enters a switch port, table 0 is looked up by
@@ -22,6 +23,8 @@ OpenFlow details modelled because the TAP design depends on them:
   so a wrong one shows as a changed packet;
 * two entries of equal, highest priority that both match are an error here (OpenFlow leaves
   the choice undefined), so an ambiguous rule set fails the test instead of passing by luck.
+
+Every entry a packet hits is recorded (`WalkResult.hits`): the trace names rules by cookie.
 """
 
 from __future__ import annotations
@@ -91,11 +94,24 @@ class Delivery:
     packet: Packet
 
 
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """An entry a packet matched: on which switch, entering by which port, as what packet."""
+
+    dpid: int
+    in_port: int
+    rule: FlowRule
+    packet: Packet
+
+
 @dataclass(slots=True)
 class WalkResult:
     deliveries: list[Delivery] = field(default_factory=list)
     to_controller: list[tuple[int, Packet]] = field(default_factory=list)
     drops: list[str] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    entered: list[tuple[PortRef, Packet]] = field(default_factory=list)  # switch by switch
+    outputs: list[list[int]] = field(default_factory=list)  # ports each `entered` left by
 
     def at(self, port: PortRef) -> list[Packet]:
         return [d.packet for d in self.deliveries if d.port == port]
@@ -255,8 +271,10 @@ class Network:
             if hops > MAX_HOPS:
                 raise SimError(f"packet loops: {p} at {where}")
             emitted: list[tuple[int, Packet]] = []
+            result.entered.append((where, p))
             sw = self.switches[where.dpid]
             self._table(sw, 0, p, Regs(), where.port_no, emitted, result, 0, resubmit=False)
+            result.outputs.append(sorted({port for port, _ in emitted}))
             for port, out in emitted:
                 ref = PortRef(where.dpid, port)
                 peer = self.topology.peer(ref)
@@ -282,6 +300,8 @@ class Network:
         if depth > 16:
             raise SimError("resubmit/goto recursion too deep")
         rule = sw.lookup(table_id, pkt, in_port, regs)
+        if rule is not None:
+            result.hits.append(Hit(sw.dpid, in_port, rule, pkt))
         if rule is None:
             if not resubmit:
                 result.drops.append(f"{sw.dpid:#x}: table {table_id} miss")
