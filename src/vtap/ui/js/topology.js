@@ -33,6 +33,7 @@ export class TopologyPage {
         <label class="inline">Policy
           <select class="policy-pick" aria-label="Highlight a policy"><option value="">— none —</option></select>
         </label>
+        <button class="fit" type="button" title="Show the whole fabric (wheel: zoom, drag: pan)">Fit</button>
         <span class="grow"></span>
         <span class="legend">
           <span><i class="sw-ok"></i>switch</span><span><i class="sw-down"></i>disconnected</span>
@@ -46,6 +47,11 @@ export class TopologyPage {
       </div>`;
     this.svg = el.querySelector("svg.topo");
     this.info = el.querySelector(".topo-info");
+    this.full = null; // the whole fabric's box {x, y, w, h}
+    this.view = null; // the part shown after a zoom or pan; null: fit the whole fabric
+    el.querySelector("button.fit").addEventListener("click", () => this.fit());
+    this.svg.addEventListener("wheel", (e) => this.zoom(e), { passive: false });
+    this.svg.addEventListener("pointerdown", (e) => this.pan(e));
     this.pick = el.querySelector(".policy-pick");
     this.pick.addEventListener("change", () => this.highlight(this.pick.value ? Number(this.pick.value) : null));
     store.on("topology", () => this.draw());
@@ -155,8 +161,10 @@ export class TopologyPage {
     for (const link of topo.links) current.set(cableKey(link.a, link.b), link);
     for (const [k, link] of current) this.everSeen.set(k, link);
 
-    this.svg.setAttribute("viewBox", `0 0 ${L.width} ${L.height}`);
-    this.svg.style.minWidth = `${Math.min(L.width, 1400)}px`;
+    // The whole fabric fits the canvas (viewBox scales it, aspect kept); wheel and drag zoom
+    // into a part of it: a 16×64 fabric is read by zooming, not by scrolling off the page.
+    this.full = { x: 0, y: 0, w: L.width, h: L.height };
+    this.applyView();
     const parts = [];
     // cables, grouped per switch pair so that parallel cables fan out
     const pairCount = new Map();
@@ -214,6 +222,57 @@ export class TopologyPage {
     }
     const tiers = `<text class="tier" x="8" y="${Y.spine - 26}">SPINES</text><text class="tier" x="8" y="${Y.leaf - 26}">LEAVES</text><text class="tier" x="8" y="${Y.host - 26}">HOSTS</text>`;
     this.svg.innerHTML = tiers + parts.join("");
+  }
+
+  applyView() {
+    const v = this.view || this.full;
+    if (v) this.svg.setAttribute("viewBox", `${v.x} ${v.y} ${v.w} ${v.h}`);
+  }
+
+  fit() {
+    this.view = null;
+    this.applyView();
+  }
+
+  // SVG user units per screen pixel, and the user point under a client point
+  scale() {
+    const v = this.view || this.full;
+    const box = this.svg.getBoundingClientRect();
+    return Math.max(v.w / box.width, v.h / box.height);
+  }
+
+  zoom(e) {
+    if (!this.full) return;
+    e.preventDefault();
+    const v = { ...(this.view || this.full) };
+    const box = this.svg.getBoundingClientRect();
+    const k = this.scale();
+    // the user point under the cursor stays put (the viewBox is centred, aspect kept)
+    const ux = v.x + v.w / 2 + (e.clientX - box.left - box.width / 2) * k;
+    const uy = v.y + v.h / 2 + (e.clientY - box.top - box.height / 2) * k;
+    const f = e.deltaY < 0 ? 0.8 : 1.25;
+    const w = Math.min(this.full.w, Math.max(200, v.w * f));
+    const h = (v.h * w) / v.w;
+    this.view = { x: ux - (ux - v.x) * (w / v.w), y: uy - (uy - v.y) * (h / v.h), w, h };
+    if (w >= this.full.w) this.view = null;
+    this.applyView();
+  }
+
+  pan(e) {
+    if (!this.view || e.button !== 0) return;
+    const start = { x: e.clientX, y: e.clientY, view: { ...this.view } };
+    const k = this.scale();
+    this.svg.setPointerCapture(e.pointerId);
+    const move = (m) => {
+      this.view = { ...start.view, x: start.view.x - (m.clientX - start.x) * k, y: start.view.y - (m.clientY - start.y) * k };
+      this.applyView();
+    };
+    const up = () => {
+      this.svg.removeEventListener("pointermove", move);
+      this.svg.removeEventListener("pointerup", up);
+    };
+    this.svg.addEventListener("pointermove", move);
+    this.svg.addEventListener("pointerup", up);
   }
 
   renderInfo() {
