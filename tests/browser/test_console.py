@@ -59,6 +59,11 @@ def test_policy_created_through_the_form_becomes_active_and_counts_copies(page: 
         while copied(page, "web-h1-h8") <= first and time.monotonic() < deadline:
             time.sleep(0.5)
         assert copied(page, "web-h1-h8") > first
+        # The trend column draws the copy rate of the last readings.
+        spark = row(page, "web-h1-h8").locator("svg.spark polyline")
+        expect(spark).to_have_count(1, timeout=30_000)
+        points = (spark.get_attribute("points") or "").split()
+        assert len(points) >= 2, points
         row(page, "web-h1-h8").click()
         expect(page.locator("#policy-detail .switch-rules").first).to_be_visible()
         shot(page, "policies")

@@ -78,3 +78,15 @@ export function matchSummary(p) {
 export function monitorOf(p) {
   return [p.monitor_mac, p.monitor_ip].filter(Boolean).join(" ") || "—";
 }
+
+// A tiny line chart of recent values (copy rate per policy): an inline SVG, no library.
+export function sparkline(values, width = 64, height = 18) {
+  if (!values || values.length < 2) return `<svg class="spark" width="${width}" height="${height}"></svg>`;
+  const max = Math.max(...values, 1);
+  const step = width / (values.length - 1);
+  const points = values
+    .map((v, i) => `${(i * step).toFixed(1)},${(height - 1 - (v / max) * (height - 2)).toFixed(1)}`)
+    .join(" ");
+  return `<svg class="spark" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" aria-label="copy rate, last ${values.length} readings"><polyline points="${points}"></polyline></svg>`;
+}
+

@@ -1,7 +1,7 @@
 // Policies page: the live table, a detail panel with compiled rules, and the actions.
 
 import { api } from "./api.js";
-import { bits, bytes, count, esc, matchSummary, monitorOf, pps } from "./format.js";
+import { bits, bytes, count, esc, matchSummary, monitorOf, pps, sparkline } from "./format.js";
 import { openPolicyForm } from "./policyform.js";
 import { VirtualTable } from "./vtable.js";
 
@@ -47,6 +47,7 @@ export class PoliciesPage {
         { key: "status", title: "Status", width: "minmax(120px,1.4fr)", html: statusPill, sort: (p) => p.status },
         { key: "packets", title: "Copied", width: "92px", cls: "num", html: (p) => `${count(p.copies.packets)}<div class="sub">${bytes(p.copies.bytes)}</div>`, sort: (p) => p.copies.packets },
         { key: "rate", title: "Copy rate", width: "112px", cls: "num", html: (p) => `${bits(p.copies.bps)}<div class="sub">${pps(p.copies.pps)}</div>`, sort: (p) => p.copies.bps },
+        { key: "trend", title: "Trend", width: "76px", cls: "trend", html: (p) => sparkline(this.store.copyRates.get(p.id)) },
         {
           key: "actions", title: "", width: "176px", cls: "actions",
           html: (p) => `<button class="link" data-action="edit">Edit</button><button class="link" data-action="toggle">${p.enabled ? "Disable" : "Enable"}</button><button class="link danger" data-action="delete">Delete</button>`,

@@ -8,6 +8,7 @@ export class LiveStore {
     this.url = url;
     this.topology = null;
     this.policies = new Map(); // id → policy row (with .copies)
+    this.copyRates = new Map(); // policy id → its last copy rates (pps), oldest first
     this.flows = new Map(); // flow id → flow row
     this.flowTotal = 0;
     this.connected = false;
@@ -43,6 +44,20 @@ export class LiveStore {
     this.source = source;
   }
 
+  // A sparkline's worth of copy rate per policy: a point per update the stream sends.
+  recordRates(msg) {
+    if (msg.full) {
+      for (const id of this.copyRates.keys()) if (!this.policies.has(id)) this.copyRates.delete(id);
+    }
+    for (const row of msg.upsert) {
+      const rates = this.copyRates.get(row.id) || [];
+      rates.push(row.copies ? row.copies.pps : 0);
+      if (rates.length > 60) rates.shift();
+      this.copyRates.set(row.id, rates);
+    }
+    for (const id of msg.removed) this.copyRates.delete(id);
+  }
+
   apply(event, map, topic) {
     const t0 = performance.now();
     const msg = JSON.parse(event.data);
@@ -50,6 +65,7 @@ export class LiveStore {
     for (const row of msg.upsert) map.set(row.id, row);
     for (const id of msg.removed) map.delete(id);
     if (topic === "flows") this.flowTotal = msg.total;
+    if (topic === "policies") this.recordRates(msg);
     this.emit(topic, msg);
     const ms = performance.now() - t0;
     this.perf.applied += 1;
