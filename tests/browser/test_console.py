@@ -13,6 +13,7 @@ import time
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import API, lab_background, lab_exec, shot
+from tests.browser.test_console_fit import MEASURE
 from tests.integration.labkit import wait_until
 from vtap import apiauth
 
@@ -145,6 +146,8 @@ def test_topology_highlights_the_tapped_flow_paths(page: Page) -> None:
         expect(page.locator("svg.topo .host.monitor")).to_have_count(1)
         expect(page.locator(".topo-info")).to_contain_text("Copy path")
         shot(page, "topology")
+        fitted = page.evaluate(MEASURE)  # at 1,400×900 every switch and host is in view
+        assert fitted["nodes"] == 2 + 4 + 8 and fitted["clipped"] == 0, fitted
     finally:
         traffic.kill()
         traffic.wait()
