@@ -100,9 +100,12 @@ def test_a_policy_on_ordinary_ovs_bridges_copies_once(ovs: OvsEnv, tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith("VTAP_")}
     env |= {"VTAP_STATE_DIR": str(tmp_path / "state"), "VTAP_API": api}
     vtap = [sys.executable, "-m", "vtap"]
+    # Settings from a config file (as the systemd unit runs it), structured logs, access log.
+    config = tmp_path / "vtap.toml"
+    config.write_text(f"of_port = {of_port}\napi_port = {api_port}\naccess_log = true\n")
     log = (tmp_path / "controller.log").open("w")
     controller = subprocess.Popen(
-        [*vtap, "controller", "--of-port", str(of_port), "--api", f"127.0.0.1:{api_port}"],
+        [*vtap, "controller", "--config", str(config), "--log-format", "json"],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -248,3 +251,17 @@ def test_a_policy_on_ordinary_ovs_bridges_copies_once(ovs: OvsEnv, tmp_path: Pat
         controller.terminate()
         controller.wait(30)
         log.close()
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "controller.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    assert any(r["logger"] == "vtap.controller.core" and "joined" in r["message"] for r in records)
+    access = [r for r in records if r["logger"] == "vtap.access"]
+    assert any(
+        r["path"] == "/api/v1/policies"
+        and r["method"] == "POST"
+        and r["status"] == 201
+        and r["token"] == "me"
+        for r in access
+    ), access[-3:]

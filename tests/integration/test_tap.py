@@ -31,6 +31,7 @@ from tests.integration.labkit import (
     wait_until,
 )
 from vtap import apiauth
+from vtap.demo import SEED_TAPS
 from vtap.lab.traffic import Capture, FrameSpec, by_payload, send
 
 API = f"{Lab.api}/api/v1"  # the lab's REST API (its token: apiauth reads the state dir)
@@ -215,15 +216,8 @@ def test_same_leaf_monitor(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
     introduce(lab, 1, 2)
-    p = create(
-        api,
-        policies,
-        name="same-leaf",
-        src_mac=mac(1),
-        src_ip=ip(1),
-        monitor_mac=mac(2),
-        monitor_ip=ip(2),
-    )
+    p = create(api, policies, name="same-leaf", src_mac=mac(1), src_ip=ip(1), monitor_mac=mac(2),
+               monitor_ip=ip(2))  # fmt: skip
     run_case(tmp_path, 1, 5, spec(1, 5, dport=5001), copied_to=(2,))
     # Open vSwitch folds datapath counters into its flow stats a moment later: wait for them.
     wait_until(
@@ -234,19 +228,9 @@ def test_same_leaf_monitor(
 def test_seed_tap1_across_the_fabric_and_delete_leaves_nothing(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
-    p = create(
-        api,
-        policies,
-        name="tap1",
-        src_mac=mac(1),
-        src_ip=ip(1),
-        dst_mac=mac(2),
-        dst_ip=ip(2),
-        monitor_mac=mac(3),
-        monitor_ip=ip(3),
-        ip_proto=6,
-        dst_port=80,
-    )
+    p = create(api, policies, name="tap1", src_mac=mac(1), src_ip=ip(1), dst_mac=mac(2),
+               dst_ip=ip(2), monitor_mac=mac(3), monitor_ip=ip(3), ip_proto=6,
+               dst_port=80)  # fmt: skip
     run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=80), copied_to=(3,))
     run_case(tmp_path, 1, 2, spec(1, 2, proto="tcp", dport=81), not_copied_to=(3,))
     assert policy_traces(lab, p["id"])
@@ -261,9 +245,11 @@ def test_bulk_created_policies_copy_and_bulk_delete_leaves_nothing(
     lab: Lab, api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
     bodies = [
-        {"name": "bulk-a", "src_ip": ip(1), "ip_proto": 17, "dst_port": 7001, "monitor_ip": ip(16)},
-        {"name": "bulk-b", "src_ip": ip(5), "ip_proto": 17, "dst_port": 7002, "monitor_ip": ip(12)},
-    ]
+        {"name": "bulk-a", "src_ip": ip(1), "ip_proto": 17, "dst_port": 7001,
+         "monitor_ip": ip(16)},
+        {"name": "bulk-b", "src_ip": ip(5), "ip_proto": 17, "dst_port": 7002,
+         "monitor_ip": ip(12)},
+    ]  # fmt: skip
     resp = api.post("/policies/bulk", json={"policies": bodies})
     assert resp.status_code == 201, resp.text
     ids = [p["id"] for p in resp.json()]
@@ -317,34 +303,17 @@ def test_wildcard_destination(
 
 
 def test_seed_tap2_vlan_filter(api: httpx.Client, policies: list[int], tmp_path: Path) -> None:
-    create(
-        api,
-        policies,
-        name="tap2",
-        src_mac=mac(1),
-        src_ip=ip(1),
-        monitor_mac=mac(4),
-        monitor_ip=ip(4),
-        ip_proto=17,
-        vlan_id=100,
-    )
+    create(api, policies, name="tap2", src_mac=mac(1), src_ip=ip(1), monitor_mac=mac(4),
+           monitor_ip=ip(4), ip_proto=17, vlan_id=100)  # fmt: skip
     run_case(tmp_path, 1, 6, spec(1, 6, vlan=100, dport=5005), copied_to=(4,))
     run_case(tmp_path, 1, 6, spec(1, 6, vlan=200, dport=5005), not_copied_to=(4,))
     run_case(tmp_path, 1, 6, spec(1, 6, dport=5005), not_copied_to=(4,))
 
 
 def _trace(lab: Lab, packet: str, *extra: str) -> tuple[int, dict, str]:
-    proc = vtap(
-        "trace",
-        "--from",
-        "h1",
-        "--packet",
-        packet,
-        "-o",
-        "json",
-        *extra,
-        env=os.environ | {"VTAP_TOKEN": lab.headers["Authorization"].split()[-1]},
-    )
+    token = lab.headers["Authorization"].split()[-1]
+    proc = vtap("trace", "--from", "h1", "--packet", packet, "-o", "json", *extra,
+                env=os.environ | {"VTAP_TOKEN": token})  # fmt: skip
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}, proc.stderr
 
 
@@ -355,46 +324,14 @@ def test_trace_of_the_seed_taps_agrees_with_the_switches(
     packet and the monitor one copy, both with the original headers; --verify replays it on
     every switch with ofproto/trace and they agree. A switch changed behind vtap disagrees
     (exit 1, naming it) until the audit repaired it."""
-    create(
-        api,
-        policies,
-        name="tap1",
-        src_mac=mac(1),
-        src_ip=ip(1),
-        dst_mac=mac(2),
-        dst_ip=ip(2),
-        monitor_mac=mac(3),
-        monitor_ip=ip(3),
-        ip_proto=6,
-        dst_port=80,
-    )
-    create(
-        api,
-        policies,
-        name="tap2",
-        src_mac=mac(1),
-        src_ip=ip(1),
-        monitor_mac=mac(4),
-        monitor_ip=ip(4),
-        ip_proto=17,
-        vlan_id=100,
-    )
+    for seed in SEED_TAPS:  # TAP 1 and TAP 2 of the seed, as `make demo` applies them
+        create(api, policies, **seed)
     cases = [  # packet, warm-up frame, destination, monitor, policy
-        (
-            "tcp,ipv4_dst=10.0.0.2,tcp_src=40001,tcp_dst=80",
-            spec(1, 2, proto="tcp", sport=40001, dport=80),
-            "h2",
-            "h3",
-            "tap1",
-        ),
-        (
-            "udp,ipv4_dst=10.0.0.6,udp_src=40002,udp_dst=5000,dl_vlan=100",
-            spec(1, 6, sport=40002, dport=5000, vlan=100),
-            "h6",
-            "h4",
-            "tap2",
-        ),
-    ]
+        ("tcp,ipv4_dst=10.0.0.2,tcp_src=40001,tcp_dst=80",
+         spec(1, 2, proto="tcp", sport=40001, dport=80), "h2", "h3", "seed-tap1"),
+        ("udp,ipv4_dst=10.0.0.6,udp_src=40002,udp_dst=5000,dl_vlan=100",
+         spec(1, 6, sport=40002, dport=5000, vlan=100), "h6", "h4", "seed-tap2"),
+    ]  # fmt: skip
     for packet, frame, dst, monitor, name in cases:
         warm_up(1, frame)  # the reactive path, so the switches hold what the model walks
         code, out, err = _trace(lab, packet, "--verify")
@@ -423,18 +360,8 @@ def test_udp_port_filter(api: httpx.Client, policies: list[int], tmp_path: Path)
 def test_rewrite_delivery_restores_headers(
     api: httpx.Client, policies: list[int], tmp_path: Path
 ) -> None:
-    create(
-        api,
-        policies,
-        name="seed-rewrite",
-        src_mac=mac(7),
-        src_ip=ip(7),
-        dst_mac=mac(13),
-        dst_ip=ip(13),
-        monitor_mac=mac(14),
-        monitor_ip=ip(14),
-        delivery="rewrite",
-    )
+    create(api, policies, name="seed-rewrite", src_mac=mac(7), src_ip=ip(7), dst_mac=mac(13),
+           dst_ip=ip(13), monitor_mac=mac(14), monitor_ip=ip(14), delivery="rewrite")  # fmt: skip
     run_case(tmp_path, 7, 13, spec(7, 13, dport=5006), copied_to=(14,))
 
 
@@ -472,15 +399,8 @@ def test_a_host_cannot_inject_copies(
     with Capture("h13", tmp_path / "inject.pcap") as cap:
         for sender in (5, 1, 14):  # another leaf, the tapped source, the monitor's neighbour
             for tc in range(8):
-                frame = FrameSpec(
-                    mac(sender),
-                    mac(13),
-                    ip(sender),
-                    ip(13),
-                    mpls=(label, tc),
-                    count=20,
-                    run=f"{sender:02x}{tc:02x}beef",
-                )
+                frame = FrameSpec(mac(sender), mac(13), ip(sender), ip(13), mpls=(label, tc),
+                                  count=20, run=f"{sender:02x}{tc:02x}beef")  # fmt: skip
                 send(f"h{sender}", frame)
     forged = [f for f in cap.frames() if b"beef" in f]
     assert forged == []
@@ -538,16 +458,8 @@ def test_policy_keeps_its_copy_label_while_its_monitor_leaf_is_away(
     """A policy pending for a moment (its monitor's leaf lost the controller) keeps its copy
     label: a policy created meanwhile takes another, and when the leaf is back the fabric holds
     exactly the rules it held before — no switch's transit, delivery or copy rule changed."""
-    a = create(
-        api,
-        policies,
-        name="sticky-a",
-        src_ip=ip(1),
-        dst_ip=ip(3),
-        monitor_mac=mac(16),
-        monitor_ip=ip(16),
-        ip_proto=17,
-    )
+    a = create(api, policies, name="sticky-a", src_ip=ip(1), dst_ip=ip(3), monitor_mac=mac(16),
+               monitor_ip=ip(16), ip_proto=17)  # fmt: skip
     rules_before = api.get(f"/policies/{a['id']}/rules").json()["switches"]
     (tag,) = copy_labels(api, a["id"])
     fabric_before = flows_and_groups(lab)
@@ -559,15 +471,8 @@ def test_policy_keeps_its_copy_label_while_its_monitor_leaf_is_away(
     lab.vsctl("set", "Controller", uuid, f'target="unix:{tmp_path}/nowhere.sock"')
     try:
         wait_until(lambda: api.get(f"/policies/{a['id']}").json()["status"] != "active", 10)
-        b = create(
-            api,
-            policies,
-            name="sticky-b",
-            src_ip=ip(5),
-            dst_ip=ip(7),
-            monitor_ip=ip(12),
-            ip_proto=17,
-        )
+        b = create(api, policies, name="sticky-b", src_ip=ip(5), dst_ip=ip(7), monitor_ip=ip(12),
+                   ip_proto=17)  # fmt: skip
         (tag_b,) = copy_labels(api, b["id"])
     finally:
         lab.vsctl("set", "Controller", uuid, f"target={target}")
@@ -593,16 +498,8 @@ def test_patch_moves_the_monitor_under_traffic_each_packet_copied_once(
     none lost, none to both (the new label's path is installed before the source switch
     changes, atomically, and the old path lingers until nothing sends on it)."""
     introduce(lab, 12, 16)
-    p = create(
-        api,
-        policies,
-        name="mover",
-        src_ip=ip(1),
-        dst_ip=ip(3),
-        monitor_ip=ip(16),
-        ip_proto=17,
-        dst_port=5014,
-    )
+    p = create(api, policies, name="mover", src_ip=ip(1), dst_ip=ip(3), monitor_ip=ip(16),
+               ip_proto=17, dst_port=5014)  # fmt: skip
     frame = spec(1, 3, dport=5014, count=6000)
     warm_up(1, frame)
     caps = {h: Capture(f"h{h}", tmp_path / f"move-h{h}.pcap") for h in (3, 16, 12)}
@@ -640,9 +537,8 @@ def test_a_rejected_bundle_changes_nothing_and_names_the_switch_error(
     bundle: nothing of the rejected policy reaches any table, the policy goes `error` with
     the switch's own text, the other policy of the same request gets installed, and once
     there is room again a change of the policy makes it active."""
-    a = create(
-        api, policies, name="fits", src_ip=ip(9), ip_proto=17, dst_port=5015, monitor_ip=ip(11)
-    )
+    a = create(api, policies, name="fits", src_ip=ip(9), ip_proto=17, dst_port=5015,
+               monitor_ip=ip(11))  # fmt: skip
     leaf = lab.plan.hosts[8].leaf
     rules = api.get(f"/policies/{a['id']}/rules").json()["switches"]
     (table,) = {
@@ -658,30 +554,15 @@ def test_a_rejected_bundle_changes_nothing_and_names_the_switch_error(
     held = [
         f for f in lab.ofctl("dump-flows", leaf, f"table={table}").splitlines() if "cookie" in f
     ]
-    lab.vsctl(
-        "--",
-        "--id=@t",
-        "create",
-        "Flow_Table",
-        f"flow_limit={len(held)}",
-        "overflow_policy=refuse",
-        "--",
-        "set",
-        "Bridge",
-        leaf,
-        f"flow_tables:{table}=@t",
-    )
+    lab.vsctl("--", "--id=@t", "create", "Flow_Table", f"flow_limit={len(held)}",
+              "overflow_policy=refuse", "--", "set", "Bridge", leaf,
+              f"flow_tables:{table}=@t")  # fmt: skip
     try:
         bodies = [
-            {
-                "name": "overflow",
-                "src_ip": ip(9),
-                "ip_proto": 17,
-                "dst_port": 5016,
-                "monitor_ip": ip(11),
-            },  # same shape as "fits": one more entry in the full table
+            {"name": "overflow", "src_ip": ip(9), "ip_proto": 17, "dst_port": 5016,
+             "monitor_ip": ip(11)},  # same shape as "fits": one more entry in the full table
             {"name": "elsewhere", "src_ip": ip(9), "dst_ip": ip(10), "monitor_ip": ip(11)},
-        ]
+        ]  # fmt: skip
         resp = api.post("/policies/bulk", json={"policies": bodies})
         assert resp.status_code == 201, resp.text
         over, other = resp.json()
@@ -705,16 +586,10 @@ def test_controller_restart_with_100_policies_reconciles_exactly(
 ) -> None:
     for i in range(100):
         src, mon = 1 + i % 8, 9 + i % 8
-        resp = api.post(
-            "/policies",
-            json={
-                "name": f"bulk-{i}",
-                "src_ip": ip(src),
-                "monitor_ip": ip(mon),
-                "ip_proto": 17,
-                "dst_port": 6000 + i,
-            },
-        )
+        resp = api.post("/policies", json={
+            "name": f"bulk-{i}", "src_ip": ip(src), "monitor_ip": ip(mon), "ip_proto": 17,
+            "dst_port": 6000 + i,
+        })  # fmt: skip
         assert resp.status_code == 201, resp.text
         policies.append(resp.json()["id"])
     wait_until(lambda: all(p["status"] == "active" for p in api.get("/policies").json()), 30)

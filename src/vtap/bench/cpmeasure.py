@@ -358,8 +358,8 @@ def controller_restart(
     start = time.perf_counter()
     kill_controller(target)
     start_controller(target)
-    api_up = wait_for(lambda: _healthy(target), 60, "controller API after restart")
-    switches = wait_for(lambda: _all_connected(target), 60, "switches rejoined")
+    api_up = wait_for(lambda: healthy(target), 60, "controller API after restart")
+    switches = wait_for(lambda: all_connected(target), 60, "switches rejoined")
     wait_for(lambda: summary(target)["active"] == n, 600, "all policies active after restart")
     active = time.perf_counter() - start
     after = snapshot(target)
@@ -426,14 +426,14 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def _healthy(target: LabTarget) -> bool:
+def healthy(target: LabTarget) -> bool:
     try:
         return apiauth.get(f"{target.url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def _all_connected(target: LabTarget) -> bool:
+def all_connected(target: LabTarget) -> bool:
     try:
         topo = apiauth.get(f"{target.url}/topology", timeout=5).json()
     except (httpx.HTTPError, ValueError):

@@ -23,8 +23,10 @@ import httpx
 
 from vtap import apiauth
 from vtap.bench.cpmeasure import (
+    all_connected,
     create_bulk,
     delete_everything,
+    healthy,
     kill_controller,
     start_controller,
     summary,
@@ -64,21 +66,6 @@ def status_of(target: LabTarget, pid: int) -> dict[str, Any]:
     resp = apiauth.get(f"{target.url}/policies/{pid}", timeout=10)
     resp.raise_for_status()
     return resp.json()
-
-
-def healthy(target: LabTarget) -> bool:
-    try:
-        return apiauth.get(f"{target.url}/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def all_connected(target: LabTarget) -> bool:
-    try:
-        topo = apiauth.get(f"{target.url}/topology", timeout=5).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    return sum(s["connected"] for s in topo["switches"]) == len(target.plan.switches)
 
 
 def restart_controller(target: LabTarget, env: dict[str, str] | None = None) -> None:

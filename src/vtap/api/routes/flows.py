@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from vtap.api.deps import ControllerDep, ViewsDep
+from vtap.api.invalid import invalid
 from vtap.api.schemas import FlowDetail, FlowList, FlowOut
 from vtap.api.views import FlowFilter, parse_flow_id
 from vtap.domain.protocols import parse_proto
@@ -31,15 +32,8 @@ def list_flows(
     try:
         protocol = parse_proto(proto)
     except ValueError:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["query", "proto"],
-                    "msg": "must be tcp, udp, icmp, icmpv6 or a protocol number 0-255",
-                    "type": "value_error",
-                }
-            ],
+        raise invalid(
+            "query", "proto", "must be tcp, udp, icmp, icmpv6 or a protocol number 0-255"
         ) from None
     rows = views.flow_rows(FlowFilter(host or None, protocol, port))
     return FlowList(

@@ -3,10 +3,11 @@ the rules it compiled (vtap/trace), switch by switch, with the policies that cop
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from vtap.api.deps import ControllerDep
+from vtap.api.invalid import invalid
 from vtap.api.ofctl import to_ofctl
 from vtap.controller.core import Controller
 from vtap.domain.network import Host, dpid_str
@@ -76,16 +77,7 @@ def _host(controller: Controller, text: str) -> Host:
         host = hosts.by_mac(key) if ":" in key else hosts.by_ip(key)
         if host is not None:
             return host
-    raise HTTPException(
-        422,
-        detail=[
-            {
-                "loc": ["body", "from"],
-                "type": "value_error",
-                "msg": f"no host {text!r} is known (name, IP or MAC)",
-            }
-        ],
-    )
+    raise invalid("body", "from", f"no host {text!r} is known (name, IP or MAC)")
 
 
 def _name(controller: Controller, host: Host | None) -> str | None:
@@ -120,25 +112,14 @@ def trace_packet(body: TraceIn, controller: ControllerDep) -> TraceOut:
     try:
         spec = packetspec.parse(body.packet)
     except packetspec.PacketSpecError as exc:
-        raise HTTPException(
-            422, detail=[{"loc": ["body", "packet"], "type": "value_error", "msg": str(exc)}]
-        ) from None
+        raise invalid("body", "packet", str(exc)) from None
     state = controller.state
     source = _host(controller, body.from_)
     dst_ip = spec.ipv4_dst
     destination = state.hosts.by_ip(dst_ip) if dst_ip else None
     eth_dst = spec.eth_dst or (destination.mac if destination is not None else None)
     if eth_dst is None:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", "packet"],
-                    "type": "value_error",
-                    "msg": "give ipv4_dst of a known host, or eth_dst",
-                }
-            ],
-        )
+        raise invalid("body", "packet", "give ipv4_dst of a known host, or eth_dst")
     packet = Packet(
         eth_src=spec.eth_src or source.mac,
         eth_dst=eth_dst,
