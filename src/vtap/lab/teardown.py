@@ -86,10 +86,16 @@ def stop_lab(store: StateStore, ovs: OvsService, log: Log, timeout: float = 60.0
     if store.holder_running() and state is not None and state.holder.alive():
         log(f"stopping lab holder (pid {state.holder.pid})")
         state.holder.send(signal.SIGTERM)
+        holder = state.holder
         if not wait_until(lambda: not store.holder_running(), timeout, interval=0.1):
             log("the lab holder did not stop in time; killing it")
-            state.holder.send(signal.SIGKILL)
+            holder.send(signal.SIGKILL)
             wait_until(lambda: not store.holder_running(), 5.0)
+        # It releases its lock when its teardown is done, a moment before the process ends:
+        # `lab down` returns once the process is gone too (nothing of the lab left running).
+        if not wait_until(lambda: not holder.alive(), 10.0, interval=0.05):
+            holder.send(signal.SIGKILL)
+            wait_until(lambda: not holder.alive(), 5.0)
     state = store.load()  # the holder removes it when it finished its own teardown
     if state is not None:
         cleanup(state, ovs, log)
