@@ -41,8 +41,10 @@ def test_links_are_back_once_every_fabric_port_has_one_again() -> None:
     topo = _fabric()
     assert not topo.links_back(LEAF), "a switch that never left has nothing to come back to"
     # The whole fabric restarts: the spine leaves first and takes the link with it.
+    assert not topo.had_links(LEAF)
     topo.switch_down(SPINE, 2.0)
     topo.switch_down(LEAF, 2.0)
+    assert topo.had_links(LEAF) and topo.had_links(SPINE)
     topo.switch_up(Switch(LEAF, "leaf1", _ports(1, 3)), 3.0)
     assert not topo.links_back(LEAF)
     topo.switch_up(Switch(SPINE, "spine1", _ports(1)), 3.0)
@@ -50,9 +52,12 @@ def test_links_are_back_once_every_fabric_port_has_one_again() -> None:
     assert topo.links_back(LEAF) and topo.links_back(SPINE)
 
 
-async def _joined(table: Table, links_back: bool, now: float = 100.0) -> Reconciler:
+async def _joined(
+    table: Table, links_back: bool, now: float = 100.0, came_back: bool = True
+) -> Reconciler:
     reconciler = Reconciler({LEAF: table}, lambda: now, settle=5.0,  # type: ignore[dict-item]
-                            links_back=lambda _d: links_back)  # fmt: skip
+                            links_back=lambda _d: links_back,
+                            had_links=lambda _d: came_back)  # fmt: skip
     table.dpid = LEAF
     await reconciler.join(table)  # type: ignore[arg-type]
     return reconciler
@@ -75,6 +80,14 @@ async def test_a_restarted_switch_gets_its_tap_entries_once_its_links_are_back()
     await back.sync(_desired, {LEAF: None})
     assert table.flows[TAP_ENTRY.key] == TAP_ENTRY
     assert back.copies_ready(), "committed TAP entries: forwarding may go on"
+
+
+async def test_a_switch_new_to_the_fabric_holds_no_forwarding_back() -> None:
+    """No copy path crosses a switch whose links were never seen: new flows elsewhere must not
+    wait for its settle."""
+    reconciler = await _joined(Table(), links_back=False, came_back=False)
+    assert not reconciler.settled(LEAF)
+    assert reconciler.copies_ready()
 
 
 async def test_a_switch_that_kept_its_tap_entries_copies_by_them_and_waits_the_settle() -> None:

@@ -57,6 +57,7 @@ class Controller:
             self.state.clock,
             settings.tap_settle,
             links_back=self.state.topology.links_back,
+            had_links=self.state.topology.had_links,
         )
         self.hosts_store = hosts_store or MemoryHostRepository()
         now = self.state.now()

@@ -148,6 +148,7 @@ class _Mirror:
     tap_synced: bool = False  # TAP entries have been synced since the switch settled
     joined_empty: bool = False  # it held no TAP entry when it joined (new, or restarted)
     copy_ready: bool = False  # its TAP entries were committed since it joined (or it kept them)
+    came_back: bool = False  # it had fabric links before: a restart, not a new switch
     epoch: int = 0  # bumped by every change to the mirror (an audit's read must not race one)
     busy: int = 0  # bundles in flight
     uncertain: bool = False  # a bundle's outcome is unknown (no answer in time): read first
@@ -192,11 +193,13 @@ class Reconciler:
         settle: float,
         linger: float = 2.0,
         links_back: Callable[[int], bool] = lambda _dpid: False,
+        had_links: Callable[[int], bool] = lambda _dpid: False,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._settle = settle
         self._links_back = links_back
+        self._had_links = had_links
         self.unanswered = 0  # bundles a live switch did not answer in time
         self._linger = linger
         self._mirrors: dict[int, _Mirror] = {}
@@ -230,8 +233,10 @@ class Reconciler:
         return max(0.0, self._settle - (self._clock() - mirror.joined_at))
 
     def copies_ready(self) -> bool:
-        """No connected switch is waiting for TAP entries it lost (module doc)."""
-        return all(m.copy_ready for m in self._mirrors.values())
+        """No switch that came back empty is still waiting for the TAP entries it lost
+        (module doc). A switch new to the fabric holds nothing back: no copy path crosses it
+        until its links are known."""
+        return all(m.copy_ready or not m.came_back for m in self._mirrors.values())
 
     def needs_full(self, dpid: int) -> bool:
         """The switch must be diffed in full: it joined, or settled since its last sync."""
@@ -266,6 +271,7 @@ class Reconciler:
         # A switch that still holds TAP entries goes on copying by them until it settled.
         mirror.joined_empty = not (mirror.groups or any(is_tap(c) for c in _cookies(mirror)))
         mirror.copy_ready = not mirror.joined_empty
+        mirror.came_back = self._had_links(dpid)
         self._mirrors[dpid] = mirror
         return adopted
 

@@ -76,6 +76,10 @@ class Topology:
         out = {Link(*link.undirected()) for link in self._adjacencies if self._usable(link)}
         return sorted(out)
 
+    def had_links(self, dpid: int) -> bool:
+        """This controller saw fabric links of the switch go (it is coming back, not new)."""
+        return bool(self._had_links.get(dpid))
+
     def links_back(self, dpid: int) -> bool:
         """The switch came back and every fabric port it had when it left (and that is up) has
         a link again. False for a switch this controller never saw leave."""
