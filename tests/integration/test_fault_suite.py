@@ -54,7 +54,7 @@ def test_a_switch_that_answers_late_keeps_its_session_and_its_policy_goes_active
     assert "error" not in f, f.get("error")
     assert f["bundles_unanswered_in_time"] > 0, "the fault was not injected"
     assert f["sessions_lost"] == 0
-    assert f["health_max_ms"] < 1000
+    assert f["health_unanswered"] == 0, "the API stopped answering"
     assert f["stream"]["ok"], f["stream"]
 
 
@@ -87,7 +87,7 @@ def test_a_flapping_link_loses_no_switch_and_ends_with_the_tables_it_had(
     f = _fault(suite, "link_flap")
     assert "error" not in f, f.get("error")
     assert f["state_changes"] >= 40
-    assert f["switches_lost"] == 0
+    assert f["switches_lost"] == 0 and f["health_unanswered"] == 0
     assert f["tables_as_before"]
     assert f["all_active_after"]
     assert f["stream"]["ok"], f["stream"]

@@ -46,6 +46,14 @@ def _copies_lost(fault: dict[str, Any]) -> int:
     return 0
 
 
+def _answered(f: dict[str, Any]) -> str:
+    """How many of the health probes were answered (runs before this figure: not shown)."""
+    if "health_probes" not in f:
+        return ""
+    answered = f["health_probes"] - f["health_unanswered"]
+    return f" answered {answered}/{f['health_probes']},"
+
+
 def _describe(f: dict[str, Any]) -> tuple[str, str]:
     name = f["fault"]
     if name.startswith("controller_killed"):
@@ -77,7 +85,8 @@ def _describe(f: dict[str, Any]) -> tuple[str, str]:
         stream = f.get("stream", {})
         outcome = (
             f"{f.get('bundles_unanswered_in_time')} bundles unanswered in time, sessions lost "
-            f"{f.get('sessions_lost')}, /health max {f.get('health_max_ms')} ms; active "
+            f"{f.get('sessions_lost')}, /health{_answered(f)} max {f.get('health_max_ms')} ms; "
+            f"active "
             f"{f.get('active_after_resume_s')} s after SIGCONT; "
             f"{stream.get('copied', 0)}/{stream.get('sent', 0)} copied once"
         )
@@ -116,7 +125,8 @@ def _describe(f: dict[str, Any]) -> tuple[str, str]:
             f"{f.get('policies', 0):,} policies installed"
         )
         outcome = (
-            f"switches lost {f.get('switches_lost')}, /health max {f.get('health_max_ms')} ms, "
+            f"switches lost {f.get('switches_lost')}, /health{_answered(f)} max "
+            f"{f.get('health_max_ms')} ms, "
             f"longest loop stall {f.get('loop_lag', {}).get('max_stall_ms')} ms; tables as "
             f"before: {'yes' if f.get('tables_as_before') else 'no'} "
             f"({f.get('tables_as_before_after_s')} s after); "
