@@ -50,6 +50,15 @@ def _spec_body(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+# The match and monitor options `add` and `update` share (the same help, the same meaning).
+MonitorMacOpt = Annotated[str | None, typer.Option(help="Monitor host MAC.")]
+MonitorIpOpt = Annotated[str | None, typer.Option(help="Monitor host IPv4.")]
+SrcIpOpt = Annotated[str | None, typer.Option(help="Source IPv4.")]
+DstMacOpt = Annotated[str | None, typer.Option(help="Destination MAC.")]
+DstIpOpt = Annotated[str | None, typer.Option(help="Destination IPv4.")]
+VlanOpt = Annotated[int | None, typer.Option(help="VLAN id 1-4094.")]
+SrcPortOpt = Annotated[int | None, typer.Option(help="TCP/UDP source port.")]
+DstPortOpt = Annotated[int | None, typer.Option(help="TCP/UDP destination port.")]
 IpProtoOpt = Annotated[
     str | None,
     typer.Option(help="IP protocol: tcp, udp, icmp, icmpv6 or a number 0-255."),
@@ -95,16 +104,16 @@ def build_policy_app() -> typer.Typer:
     @app.command("add")
     def add(
         name: Annotated[str, typer.Option(help="Unique policy name.")],
-        monitor_mac: Annotated[str | None, typer.Option(help="Monitor host MAC.")] = None,
-        monitor_ip: Annotated[str | None, typer.Option(help="Monitor host IPv4.")] = None,
+        monitor_mac: MonitorMacOpt = None,
+        monitor_ip: MonitorIpOpt = None,
         src_mac: Annotated[str | None, typer.Option(help="Source MAC (default any).")] = None,
-        src_ip: Annotated[str | None, typer.Option(help="Source IPv4.")] = None,
-        dst_mac: Annotated[str | None, typer.Option(help="Destination MAC.")] = None,
-        dst_ip: Annotated[str | None, typer.Option(help="Destination IPv4.")] = None,
-        vlan_id: Annotated[int | None, typer.Option(help="VLAN id 1-4094.")] = None,
+        src_ip: SrcIpOpt = None,
+        dst_mac: DstMacOpt = None,
+        dst_ip: DstIpOpt = None,
+        vlan_id: VlanOpt = None,
         ip_proto: IpProtoOpt = None,
-        src_port: Annotated[int | None, typer.Option(help="TCP/UDP source port.")] = None,
-        dst_port: Annotated[int | None, typer.Option(help="TCP/UDP destination port.")] = None,
+        src_port: SrcPortOpt = None,
+        dst_port: DstPortOpt = None,
         delivery: Annotated[str, typer.Option(help="tagged or rewrite.")] = "tagged",
         disabled: Annotated[bool, typer.Option("--disabled", help="Create disabled.")] = False,
         wait: WaitOpt = None,
@@ -130,16 +139,16 @@ def build_policy_app() -> typer.Typer:
     def update(
         ref: PolicyRef,
         name: Annotated[str | None, typer.Option(help="New name.")] = None,
-        monitor_mac: Annotated[str | None, typer.Option(help="Monitor host MAC.")] = None,
-        monitor_ip: Annotated[str | None, typer.Option(help="Monitor host IPv4.")] = None,
+        monitor_mac: MonitorMacOpt = None,
+        monitor_ip: MonitorIpOpt = None,
         src_mac: Annotated[str | None, typer.Option(help="Source MAC.")] = None,
-        src_ip: Annotated[str | None, typer.Option(help="Source IPv4.")] = None,
-        dst_mac: Annotated[str | None, typer.Option(help="Destination MAC.")] = None,
-        dst_ip: Annotated[str | None, typer.Option(help="Destination IPv4.")] = None,
-        vlan_id: Annotated[int | None, typer.Option(help="VLAN id 1-4094.")] = None,
+        src_ip: SrcIpOpt = None,
+        dst_mac: DstMacOpt = None,
+        dst_ip: DstIpOpt = None,
+        vlan_id: VlanOpt = None,
         ip_proto: IpProtoOpt = None,
-        src_port: Annotated[int | None, typer.Option(help="TCP/UDP source port.")] = None,
-        dst_port: Annotated[int | None, typer.Option(help="TCP/UDP destination port.")] = None,
+        src_port: SrcPortOpt = None,
+        dst_port: DstPortOpt = None,
         delivery: Annotated[str | None, typer.Option(help="tagged or rewrite.")] = None,
         clear: Annotated[
             list[str] | None,
